@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv if missing, install the package with its CPU serving stack and test tools, and run
+# `affect-mllm doctor --fix` (removes CUDA-linked torchaudio/torchcodec, installs the torchvision import hook).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: demo test style quality bench tiny-base clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[cpu,dev,bench]"
+	$(BIN)/affect-mllm doctor --fix --skip-vllm
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/affect-mllm demo $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+style: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+quality: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-demo:
+	rm -rf $(DEMO_OUT)

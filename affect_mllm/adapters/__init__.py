@@ -1,0 +1,1 @@
+"""affect_mllm/adapters."""

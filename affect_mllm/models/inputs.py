@@ -1,0 +1,120 @@
+"""(sample media, prompt) -> processor inputs for the chosen architecture: the only file that knows how.
+
+Media go to the processor as decoded numpy arrays (our decoder's frames and 16 kHz audio), with the media
+settings' fps and pixel caps passed at call time: the processors' class defaults would otherwise upscale small
+frames (a 64x64 clip became 336x336, 655 prompt tokens instead of 99; cpu_stack_findings.md section 2).
+
+Video and audio are two parts of the user turn by default. `audio_in_video=True` uses Qwen2.5-Omni's
+time-interleaved audio-in-video instead (transformers 5.19: the processor and `generate` both take
+`use_audio_in_video=True`); it needs frames at 2 fps to match vLLM's interleaving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from affect_mllm.media import SampleMedia
+from affect_mllm.models.registry import ModelSpec
+
+IGNORE_INDEX = -100
+
+
+def user_content(media: SampleMedia, text: str, spec: ModelSpec, audio_in_video: bool = False) -> list[dict]:
+    """Content parts of a user turn: the media placeholders (video/image, then audio), then the text."""
+    parts = []
+    if media.video is not None:
+        parts.append({"type": "video"})
+    if media.image is not None:
+        parts.append({"type": "image"})
+    if media.audio is not None and spec.has_audio and not audio_in_video:
+        parts.append({"type": "audio"})
+    parts.append({"type": "text", "text": text})
+    return parts
+
+
+def build_messages(media: SampleMedia, prompt: str, spec: ModelSpec, system: str | None = None,
+                   audio_in_video: bool = False) -> list[dict]:
+    """A one-turn conversation asking `prompt` about the media."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user_content(media, prompt, spec, audio_in_video)})
+    return messages
+
+
+@dataclass
+class Conversation:
+    """Messages (media parts are placeholders) plus the decoded media they refer to."""
+
+    messages: list[dict]
+    media: SampleMedia
+
+
+def _media_lists(conversations: Sequence[Conversation], spec: ModelSpec) -> dict:
+    videos = [c.media.video for c in conversations if c.media.video is not None]
+    images = [c.media.image for c in conversations if c.media.image is not None]
+    audios = [c.media.audio for c in conversations if c.media.audio is not None and spec.has_audio]
+    out = {}
+    if videos:
+        out["videos"] = videos
+    if images:
+        out["images"] = images
+    if audios:
+        out["audio"] = audios
+    return out
+
+
+def encode(processor, spec: ModelSpec, conversations: Sequence[Conversation], *, add_generation_prompt: bool = True,
+           suffixes: Sequence[str] | None = None, padding_side: str = "left", audio_in_video: bool = False):
+    """Run the chat template and the processor over a batch.
+
+    Args:
+        processor: the model's processor.
+        spec: the model's spec (architecture, media settings).
+        conversations: the batch.
+        add_generation_prompt: end each text with the assistant header.
+        suffixes: text appended to each rendered conversation (the assistant's answer, for training).
+        padding_side: "left" for generation, "right" for training.
+        audio_in_video: Qwen2.5-Omni interleaved audio-in-video.
+
+    Returns:
+        The processor's BatchFeature (input_ids, attention_mask, pixel values, audio features, grids).
+    """
+    texts = [processor.apply_chat_template(c.messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+             for c in conversations]
+    if suffixes is not None:
+        texts = [t + s for t, s in zip(texts, suffixes, strict=True)]
+    kwargs = _media_lists(conversations, spec)
+    if "videos" in kwargs:
+        kwargs["videos_kwargs"] = spec.media.processor_video_kwargs()
+    if "images" in kwargs:
+        kwargs["images_kwargs"] = {"min_pixels": spec.media.min_pixels, "max_pixels": 4 * spec.media.max_pixels}
+    if audio_in_video:
+        kwargs["use_audio_in_video"] = True
+    # the omni processor's own default is left padding, whatever the tokenizer says: pass the side explicitly
+    return processor(text=texts, return_tensors="pt", padding=True, padding_side=padding_side, **kwargs)
+
+
+def encode_for_training(processor, spec: ModelSpec, conversations: Sequence[Conversation], answers: Sequence[str],
+                        audio_in_video: bool = False):
+    """Encode prompt + answer + end token, with labels only on the answer and the end token.
+
+    The end token is in the target so that greedy generation learns to stop (learnability_findings.md).
+
+    Returns:
+        BatchFeature with `labels` (-100 over the prompt and the padding).
+    """
+    end = processor.tokenizer.eos_token or "<|im_end|>"
+    targets = [answer + end for answer in answers]
+    batch = encode(processor, spec, conversations, add_generation_prompt=True, suffixes=targets,
+                   padding_side="right", audio_in_video=audio_in_video)
+    labels = batch["input_ids"].clone()
+    labels[:] = IGNORE_INDEX
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    for row, (target, length) in enumerate(zip(targets, lengths, strict=True)):
+        target_ids = processor.tokenizer(target, add_special_tokens=False)["input_ids"]
+        start = length - len(target_ids)
+        if batch["input_ids"][row, start:length].tolist() != target_ids:
+            raise ValueError("the answer tokenizes differently inside the conversation; cannot mask the prompt")
+        labels[row, start:length] = batch["input_ids"][row, start:length]
+    batch["labels"] = labels
+    return batch
