@@ -160,3 +160,17 @@ def test_tiny_size_rejects_heads_vllm_cannot_run():
         TinySize(text_hidden=64, text_heads=4).validate()
     assert TinySize().mrope_section() == [4, 6, 6]
     assert np.sum(TinySize(text_hidden=128, text_heads=2).mrope_section()) == 32
+
+
+def test_short_audio_padding_gives_the_same_logits_as_30_s(tiny_omni_dir, clips):
+    model, processor, spec = _load(tiny_omni_dir)
+    media = load_sample_media(video=clips["av_16k"], settings=spec.media)
+    conversation = Conversation(build_messages(media, "How?", spec), media)
+    short = encode(processor, spec, [conversation])
+    text = processor.apply_chat_template(conversation.messages, add_generation_prompt=True, tokenize=False)
+    full = processor(text=[text], videos=[media.video], audio=[media.audio], return_tensors="pt", padding=True,
+                     videos_kwargs=spec.media.processor_video_kwargs())  # the processor's default: 30 s of features
+    assert full["input_features"].shape[-1] == 3000 and short["input_features"].shape[-1] == 500
+    assert torch.equal(short["input_ids"], full["input_ids"])
+    with torch.no_grad():
+        assert torch.allclose(model(**short).logits, model(**full).logits, atol=1e-5)

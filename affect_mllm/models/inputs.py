@@ -11,6 +11,7 @@ time-interleaved audio-in-video instead (transformers 5.19: the processor and `g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,10 +50,29 @@ class Conversation:
     media: SampleMedia
 
 
+def model_media(media: SampleMedia, spec: ModelSpec) -> dict:
+    """The decoded media the model takes, by kind ("video", "image", "audio"): audio only where the model hears."""
+    items = {"video": media.video, "image": media.image, "audio": media.audio if spec.has_audio else None}
+    return {kind: value for kind, value in items.items() if value is not None}
+
+
+def processor_media_kwargs(spec: ModelSpec) -> dict:
+    """Per-modality processor options (fps, pixel caps) from the media settings; HF `encode` and vLLM share them."""
+    return {"videos_kwargs": spec.media.processor_video_kwargs(),
+            "images_kwargs": {"min_pixels": spec.media.min_pixels, "max_pixels": 4 * spec.media.max_pixels}}
+
+
+def render_prompt(processor, conversation: Conversation, add_generation_prompt: bool = True) -> str:
+    """The conversation as the chat template writes it (media parts become placeholder tokens)."""
+    return processor.apply_chat_template(conversation.messages, add_generation_prompt=add_generation_prompt,
+                                         tokenize=False)
+
+
 def _media_lists(conversations: Sequence[Conversation], spec: ModelSpec) -> dict:
-    videos = [c.media.video for c in conversations if c.media.video is not None]
-    images = [c.media.image for c in conversations if c.media.image is not None]
-    audios = [c.media.audio for c in conversations if c.media.audio is not None and spec.has_audio]
+    items = [model_media(c.media, spec) for c in conversations]
+    videos = [m["video"] for m in items if "video" in m]
+    images = [m["image"] for m in items if "image" in m]
+    audios = [m["audio"] for m in items if "audio" in m]
     out = {}
     if videos:
         out["videos"] = videos
@@ -61,6 +81,19 @@ def _media_lists(conversations: Sequence[Conversation], spec: ModelSpec) -> dict
     if audios:
         out["audio"] = audios
     return out
+
+
+def _audio_padding(audios: Sequence, sample_rate: int) -> dict:
+    """Pad audio features to the batch's longest clip plus one second, not Whisper's fixed 30 s.
+
+    The feature extractor pads with zeros; the frames of the real audio come out identical whether 1 s or 26 s
+    of zeros follow (the log-mel floor is set by the loudest frame), and the encoders read only the frames
+    `feature_attention_mask` marks, so the model sees the same thing at 8x less extraction cost. Serving
+    (vLLM) keeps the 30 s default; a test checks the outputs agree.
+    """
+    longest = max(len(a) for a in audios)
+    padded = min(30 * sample_rate, (math.ceil(longest / sample_rate) + 1) * sample_rate)
+    return {"padding": "max_length", "max_length": padded, "truncation": True}
 
 
 def encode(processor, spec: ModelSpec, conversations: Sequence[Conversation], *, add_generation_prompt: bool = True,
@@ -79,19 +112,22 @@ def encode(processor, spec: ModelSpec, conversations: Sequence[Conversation], *,
     Returns:
         The processor's BatchFeature (input_ids, attention_mask, pixel values, audio features, grids).
     """
-    texts = [processor.apply_chat_template(c.messages, add_generation_prompt=add_generation_prompt, tokenize=False)
-             for c in conversations]
+    texts = [render_prompt(processor, c, add_generation_prompt) for c in conversations]
     if suffixes is not None:
         texts = [t + s for t, s in zip(texts, suffixes, strict=True)]
     kwargs = _media_lists(conversations, spec)
+    media_kwargs = processor_media_kwargs(spec)
     if "videos" in kwargs:
-        kwargs["videos_kwargs"] = spec.media.processor_video_kwargs()
+        kwargs["videos_kwargs"] = media_kwargs["videos_kwargs"]
+    if "audio" in kwargs:
+        kwargs["audio_kwargs"] = _audio_padding(kwargs["audio"], spec.media.sample_rate)
     if "images" in kwargs:
-        kwargs["images_kwargs"] = {"min_pixels": spec.media.min_pixels, "max_pixels": 4 * spec.media.max_pixels}
+        kwargs["images_kwargs"] = media_kwargs["images_kwargs"]
     if audio_in_video:
         kwargs["use_audio_in_video"] = True
     # the omni processor's own default is left padding, whatever the tokenizer says: pass the side explicitly
-    return processor(text=texts, return_tensors="pt", padding=True, padding_side=padding_side, **kwargs)
+    text_kwargs = {"padding": True, "padding_side": padding_side}
+    return processor(text=texts, return_tensors="pt", text_kwargs=text_kwargs, **kwargs)
 
 
 def encode_for_training(processor, spec: ModelSpec, conversations: Sequence[Conversation], answers: Sequence[str],

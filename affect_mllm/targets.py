@@ -1,0 +1,58 @@
+"""Training targets: what the assistant should answer for a labelled sample and a task, in the answer grammar.
+
+SFT renders these as the assistant turn; GRPO and synthesis score against the same labels through the rewards.
+The categorical label is normalised to the project's categories, the open-vocabulary set keeps its words.
+"""
+
+from __future__ import annotations
+
+from affect_mllm.answer import AnswerFields, render_answer
+from affect_mllm.prompts import TASK_FIELDS
+from affect_mllm.schema import Sample
+
+
+def task_is_answerable(sample: Sample, task: str) -> bool:
+    """Whether the sample has the labels a task's answer needs."""
+    needs = TASK_FIELDS[task]
+    available = {
+        "emotion": sample.emotion is not None,
+        "emotions": bool(sample.emotions) or sample.emotion is not None,
+        "aus": sample.aus is not None,
+        "valence": sample.valence is not None,
+        "arousal": sample.arousal is not None,
+    }
+    return all(available[field] for field in needs)
+
+
+def answer_fields(sample: Sample, task: str, rationale: str | None = None) -> AnswerFields:
+    """The answer a task asks for, filled from the sample's labels.
+
+    Args:
+        sample: a labelled sample.
+        task: one of prompts.TASKS.
+        rationale: the <think> text; default: the sample's reference rationale.
+
+    Returns:
+        AnswerFields with the task's fields set (raises ValueError if the labels are missing).
+    """
+    if not task_is_answerable(sample, task):
+        raise ValueError(f"sample {sample.id!r} lacks the labels task {task!r} needs ({TASK_FIELDS[task]})")
+    from affect_mllm.lexicon import to_category
+
+    values: dict = {}
+    for field in TASK_FIELDS[task]:
+        if field == "emotion":
+            values["emotion"] = to_category(sample.emotion) or sample.emotion
+        elif field == "emotions":
+            words = sample.emotions or [sample.emotion]
+            values["emotions"] = tuple(dict.fromkeys(w.strip().lower() for w in words if w and w.strip()))
+        elif field == "aus":
+            values["aus"] = tuple(sorted(sample.au_set() or ()))
+        else:
+            values[field] = round(float(getattr(sample, field)), 2)
+    return AnswerFields(rationale=rationale if rationale is not None else sample.rationale, **values)
+
+
+def target_text(sample: Sample, task: str, rationale: str | None = None) -> str:
+    """The assistant turn for SFT (without the end token, which the encoder appends)."""
+    return render_answer(answer_fields(sample, task, rationale))

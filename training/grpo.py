@@ -1,0 +1,118 @@
+"""Stage 2, RL: GRPO with verifiable emotion and AU rewards, on video+audio (the media reach the loss).
+
+    # 1 CPU process (tiny model, from the SFT adapter)
+    affect-mllm train grpo --config recipes/tiny-omni/grpo.yaml
+    # 2 CPU processes (gloo DDP)
+    torchrun --nproc_per_node 2 -m training.grpo --config recipes/tiny-omni/grpo.yaml
+    # 8 GPUs
+    accelerate launch --config_file training/accelerate/zero2.yaml -m training.grpo \\
+        --config recipes/qwen2.5-omni-7b/grpo.yaml
+
+Starts from the SFT adapter (`adapter_path`, continued) or a fresh LoRA; rewards are the registered functions named
+in the recipe with TRL's `reward_weights`, the same names and weights the synthesis filter uses. Rollouts go
+through the inference engine (HF generate on the current weights). Why a compact trainer of our own rather than
+TRL's GRPOTrainer: see `training/grpo_trainer.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from affect_mllm.schema import Sample
+
+
+def parse_args(argv: list[str] | None = None):
+    """Parse a YAML recipe plus CLI overrides into (data, model, rewards, training) configs."""
+    from trl import TrlParser
+
+    from training.configs import AffectGRPOConfig, DataArguments, ModelArguments, RewardArguments
+
+    parser = TrlParser((DataArguments, ModelArguments, RewardArguments, AffectGRPOConfig))
+    return parser.parse_args_and_config(args=argv)
+
+
+def check_group_layout(config) -> None:
+    """Each micro-batch must hold whole groups of `num_generations` completions."""
+    from training.preflight import PreflightError
+
+    if config.per_device_train_batch_size % config.num_generations:
+        raise PreflightError(f"num_generations={config.num_generations} must divide per_device_train_batch_size="
+                             f"{config.per_device_train_batch_size} (each micro-batch holds whole groups)")
+    if config.num_iterations != 1:
+        raise PreflightError("num_iterations > 1 (reusing rollouts) is not supported; use 1")
+
+
+def make_conversation_builder(collator):
+    """rows -> (samples, conversations), decoding media with the SFT collator's decoder (and its cache)."""
+    from training.data import conversation_for
+
+    def build(rows: list[dict]):
+        samples, conversations = [], []
+        for row in rows:
+            sample = Sample.from_record(json.loads(row["sample"]))
+            media = collator.media(sample, row["manifest"])
+            samples.append(sample)
+            conversations.append(conversation_for(sample, media, row["task"], collator.spec, variant=row["variant"],
+                                                  cot=row["cot"]))
+        return samples, conversations
+
+    return build
+
+
+def hf_engine_factory(model, processor, spec):
+    """Rollouts on the current weights through the HF backend of the inference engine."""
+    from inference.hf_engine import HFEngine
+
+    return HFEngine(model=model, processor=processor, spec=spec)
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    """Run GRPO; return the output folder (None for a dry run)."""
+    from training.common import last_checkpoint, setup_logging
+    from training.preflight import preflight
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    data_args, model_args, reward_args, config = parse_args(argv)
+    setup_logging(config.process_index == 0)
+    check_group_layout(config)
+    if config.dry_run:
+        preflight(data_args, model_args, config, stage="grpo", num_generations=config.num_generations)
+        return None
+    trainer = build_trainer(data_args, model_args, reward_args, config)
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))
+    from training.sft import finish
+
+    return finish(trainer, config, argv, stage="grpo")
+
+
+def build_trainer(data_args, model_args, reward_args, config):
+    """Policy (SFT adapter continued, or a new LoRA), prompts, rewards -> a ready MediaGRPOTrainer."""
+    from affect_mllm.models.registry import load_model_and_processor
+    from affect_mllm.rewards import get_reward_funcs
+    from training.data import MediaChatCollator, build_dataset
+    from training.grpo_trainer import MediaGRPOTrainer
+    from training.lora import lora_config
+
+    model, processor, spec = load_model_and_processor(model_args.model_name_or_path, dtype=model_args.dtype)
+    if model_args.adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, model_args.adapter_path, is_trainable=True)
+    elif model_args.use_lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(spec, model_args))
+    train = build_dataset(data_args.train_manifest, data_args.tasks, data_args.task_weights,
+                          seed=data_args.seed_data, prompt_variants=data_args.prompt_variants,
+                          cot_share=data_args.cot_share, limit=data_args.max_train_samples)
+    collator = MediaChatCollator(processor, spec, cache_clips=data_args.media_cache_clips)
+    rewards = get_reward_funcs(reward_args.reward_funcs, reward_args.reward_kwargs)
+    return MediaGRPOTrainer(model=model, args=config, train_dataset=train, processor=processor, spec=spec,
+                            reward_funcs=rewards, engine_factory=hf_engine_factory,
+                            conversation_builder=make_conversation_builder(collator))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""LoRA on the language model only, with switches to also train the merger or the encoders fully.
+
+The target regex per architecture lives in the model registry (`ModelSpec.lora_target_regex`): a plain
+`["q_proj", ...]` list would also hit the vision blocks (their MLPs have gate/up/down_proj) and the audio tower.
+vLLM serves LoRA only on the language model (it rejects `modules_to_save` for Qwen2.5-Omni), so the
+merger/encoder switches are for users who merge the adapter into the base before serving (`export --merge`).
+"""
+
+from __future__ import annotations
+
+from affect_mllm.models.registry import ModelSpec
+from training.configs import ModelArguments
+
+# Suffixes peft matches in `modules_to_save` (the same in transformers 5.19 and 5.21+ module trees).
+TOWER_MODULES = {"train_merger": "merger", "train_vision": "visual", "train_audio": "audio_tower"}
+
+
+def lora_config(spec: ModelSpec, args: ModelArguments):
+    """The peft LoraConfig for a model, or None when training all parameters."""
+    if not args.use_lora:
+        return None
+    from peft import LoraConfig
+
+    modules_to_save = [module for switch, module in TOWER_MODULES.items() if getattr(args, switch)]
+    if args.train_audio and not spec.has_audio:
+        raise ValueError(f"{spec.name} has no audio encoder to train")
+    return LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                      target_modules=spec.lora_target_regex, modules_to_save=modules_to_save or None,
+                      task_type="CAUSAL_LM")
+
+
+def lora_module_names(model) -> list[str]:
+    """Names of the modules that carry LoRA weights in a peft model."""
+    return sorted({name.rsplit(".lora_A", 1)[0] for name, _ in model.named_parameters() if ".lora_A" in name})
