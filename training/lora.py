@@ -12,6 +12,7 @@ from affect_mllm.models.registry import ModelSpec
 from training.configs import ModelArguments
 
 # Suffixes peft matches in `modules_to_save` (the same in transformers 5.19 and 5.21+ module trees).
+ENCODER_MODULES = r"(model\.)?(visual|audio_tower)\..*"
 TOWER_MODULES = {"train_merger": "merger", "train_vision": "visual", "train_audio": "audio_tower"}
 
 
@@ -24,9 +25,11 @@ def lora_config(spec: ModelSpec, args: ModelArguments):
     modules_to_save = [module for switch, module in TOWER_MODULES.items() if getattr(args, switch)]
     if args.train_audio and not spec.has_audio:
         raise ValueError(f"{spec.name} has no audio encoder to train")
+    # exclude_modules guards the encoders: for MoE models peft 0.21 rewrites a regex target into bare names
+    # (q_proj, ...), which would also hit the audio tower's attention (tests/test_lora_targets.py).
     return LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                      target_modules=spec.lora_target_regex, modules_to_save=modules_to_save or None,
-                      task_type="CAUSAL_LM")
+                      target_modules=spec.lora_target_regex, exclude_modules=ENCODER_MODULES,
+                      modules_to_save=modules_to_save or None, task_type="CAUSAL_LM")
 
 
 def lora_module_names(model) -> list[str]:
