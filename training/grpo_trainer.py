@@ -173,8 +173,8 @@ class MediaGRPOTrainer(Trainer):
         return loss
 
     def _log_rollout(self, scores: dict, rewards, std, completion_attention, texts, samples) -> None:
-        for name, values in scores["per_function"].items():
-            column = torch.tensor([float("nan") if v is None else v for v in values], dtype=torch.float32)
+        for name, values in scores["rewards_per_func"].items():
+            column = torch.tensor(values, dtype=torch.float32)
             self._metrics[f"rewards/{name}/mean"].append(torch.nanmean(column).item())
             self._metrics[f"rewards/{name}/std"].append(_nan_std(column))
         self._metrics["reward"].append(torch.nanmean(rewards).item())
@@ -195,7 +195,7 @@ class MediaGRPOTrainer(Trainer):
             for i, (text, sample) in enumerate(zip(texts, samples, strict=True)):
                 row = {"step": self.state.global_step, "id": sample.id, "completion": text,
                        "reward": scores["rewards"][i],
-                       **{name: values[i] for name, values in scores["per_function"].items()}}
+                       **{name: values[i] for name, values in scores["rewards_per_func"].items()}}
                 handle.write(json.dumps(row) + "\n")
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
