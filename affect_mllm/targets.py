@@ -56,3 +56,39 @@ def answer_fields(sample: Sample, task: str, rationale: str | None = None) -> An
 def target_text(sample: Sample, task: str, rationale: str | None = None) -> str:
     """The assistant turn for SFT (without the end token, which the encoder appends)."""
     return render_answer(answer_fields(sample, task, rationale))
+
+
+# SynthFACS names its voice attributes as the renderer measures them; the knowledge base's phrase table
+# calls the pitch attribute `pitch_level`.
+_VOICE_ATTRIBUTE_NAMES = {"pitch": "pitch_level", "loudness": "loudness", "rate": "rate", "contour": "contour",
+                          "tremor": "tremor"}
+
+
+def perception_rationale(aus: dict[int, float], voice: dict[str, str] | None) -> str:
+    """What the face and the voice do, in words that never name an emotion (the tiny base's pretraining text).
+
+    Args:
+        aus: present AUs -> intensity (0-5).
+        voice: categorical voice attributes (pitch, loudness, rate, contour, tremor), or None without audio.
+
+    Returns:
+        e.g. "Face: inner brows raised (AU1C), jaw dropped (AU26B). Voice: high-pitched voice, loud voice."
+    """
+    from affect_mllm.knowledge import au_cue, intensity_letter, voice_phrase
+
+    face = ", ".join(f"{au_cue(au)} (AU{au}{intensity_letter(value)})" for au, value in sorted(aus.items()))
+    parts = [f"Face: {face or 'no action unit above trace'}."]
+    if voice:
+        phrases = [voice_phrase(_VOICE_ATTRIBUTE_NAMES[k], v) for k, v in voice.items() if k in _VOICE_ATTRIBUTE_NAMES]
+        parts.append(f"Voice: {', '.join(phrases)}.")
+    return " ".join(parts)
+
+
+def perception_target(sample: Sample, with_voice: bool = True) -> str:
+    """The AU-recognition answer with a perception-only rationale, for pretraining the tiny bases."""
+    from affect_mllm.schema import AU_PRESENCE_THRESHOLD
+
+    present = {a.au: a.intensity for a in sample.aus or () if a.intensity >= AU_PRESENCE_THRESHOLD}
+    voice = (sample.source or {}).get("voice") if with_voice else None
+    rationale = perception_rationale(present, voice)
+    return render_answer(AnswerFields(rationale=rationale, aus=tuple(sorted(present))))

@@ -15,9 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from affect_mllm.media import SampleMedia, load_sample_media
-from affect_mllm.models.inputs import Conversation, build_messages, encode_for_training
+from affect_mllm.models.inputs import conversation_for, encode_for_training
 from affect_mllm.models.registry import ModelSpec
-from affect_mllm.prompts import SYSTEM_PROMPT, Modalities, build_prompt
 from affect_mllm.schema import Manifest, Sample, read_manifest
 from affect_mllm.targets import target_text, task_is_answerable
 
@@ -74,15 +73,6 @@ def build_dataset(manifest_path: str, tasks: Sequence[str], weights: Sequence[fl
     if not rows:
         raise ValueError(f"{manifest_path}: no sample has labels for the tasks {list(tasks)}")
     return Dataset.from_list(rows)
-
-
-def conversation_for(sample: Sample, media: SampleMedia, task: str, spec: ModelSpec, *, variant: int = 0,
-                     cot: bool = False, audio_in_video: bool = False) -> Conversation:
-    """The prompt conversation for a sample and task (the same one inference builds)."""
-    modalities = Modalities(video=media.video is not None, image=media.image is not None,
-                            audio=media.audio is not None and spec.has_audio, subtitle=bool(sample.subtitle))
-    prompt = build_prompt(task, modalities, subtitle=sample.subtitle, variant=variant, cot=cot)
-    return Conversation(build_messages(media, prompt, spec, SYSTEM_PROMPT, audio_in_video), media)
 
 
 class MediaChatCollator:

@@ -46,7 +46,7 @@ def check_group_layout(config) -> None:
 
 def make_conversation_builder(collator):
     """rows -> (samples, conversations), decoding media with the SFT collator's decoder (and its cache)."""
-    from training.data import conversation_for
+    from affect_mllm.models.inputs import conversation_for
 
     def build(rows: list[dict]):
         samples, conversations = [], []

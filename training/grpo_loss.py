@@ -7,7 +7,8 @@ Rewards that every function skipped (all None) are NaN: left out of the baseline
 Loss per token, with ratio = exp(logp - logp_old) (token level) or exp(mean over the sequence) (sequence level):
     -min(ratio * A, clip(ratio, 1 - epsilon_low, 1 + epsilon_high) * A) + beta * KL,
 KL = exp(ref - logp) - (ref - logp) - 1 (the k3 estimator), multiplied by the ratio when
-`use_bias_correction_kl` (TRL's default: the completions came from the old policy, not the current one). Aggregation (`loss_type`):
+`use_bias_correction_kl` (TRL's default: the completions came from the old policy, not the current one).
+Aggregation (`loss_type`)::
     grpo:    mean over sequences of each sequence's token mean
     bnpo:    token mean over the micro-batch
     dr_grpo: token sum / (sequences * max_completion_length)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from affect_mllm.media import SampleMedia
 from affect_mllm.models.registry import ModelSpec
+from affect_mllm.schema import Sample
 
 IGNORE_INDEX = -100
 
@@ -50,6 +51,17 @@ class Conversation:
     media: SampleMedia
 
 
+def conversation_for(sample: Sample, media: SampleMedia, task: str, spec: ModelSpec, *, variant: int = 0,
+                     cot: bool = False, audio_in_video: bool = False) -> Conversation:
+    """The prompt conversation for a sample and task (the same one inference builds)."""
+    from affect_mllm.prompts import SYSTEM_PROMPT, Modalities, build_prompt
+
+    modalities = Modalities(video=media.video is not None, image=media.image is not None,
+                            audio=media.audio is not None and spec.has_audio, subtitle=bool(sample.subtitle))
+    prompt = build_prompt(task, modalities, subtitle=sample.subtitle, variant=variant, cot=cot)
+    return Conversation(build_messages(media, prompt, spec, SYSTEM_PROMPT, audio_in_video), media)
+
+
 def model_media(media: SampleMedia, spec: ModelSpec) -> dict:
     """The decoded media the model takes, by kind ("video", "image", "audio"): audio only where the model hears."""
     items = {"video": media.video, "image": media.image, "audio": media.audio if spec.has_audio else None}
@@ -60,6 +72,19 @@ def processor_media_kwargs(spec: ModelSpec) -> dict:
     """Per-modality processor options (fps, pixel caps) from the media settings; HF `encode` and vLLM share them."""
     return {"videos_kwargs": spec.media.processor_video_kwargs(),
             "images_kwargs": {"min_pixels": spec.media.min_pixels, "max_pixels": 4 * spec.media.max_pixels}}
+
+
+# Processors that time video frames from the video's metadata (`sampled_fps`), not from the `fps` option: without
+# metadata transformers assumes 24 fps, so 2 fps frames got 1/12 of their real temporal spacing in mrope
+# (second_per_grid_ts 0.083 instead of 1.0). vLLM requires the metadata for these models as well.
+VIDEO_METADATA_ARCHS = ("qwen2_5_vl", "qwen3_vl")
+
+
+def video_metadata(frames, spec: ModelSpec) -> dict:
+    """What the processor needs to know about pre-sampled frames: all of them kept, taken at the settings' fps."""
+    count = int(frames.shape[0])
+    return {"fps": spec.media.fps, "total_num_frames": count, "frames_indices": list(range(count)),
+            "duration": count / spec.media.fps}
 
 
 def render_prompt(processor, conversation: Conversation, add_generation_prompt: bool = True) -> str:
@@ -119,6 +144,9 @@ def encode(processor, spec: ModelSpec, conversations: Sequence[Conversation], *,
     media_kwargs = processor_media_kwargs(spec)
     if "videos" in kwargs:
         kwargs["videos_kwargs"] = media_kwargs["videos_kwargs"]
+        if spec.arch in VIDEO_METADATA_ARCHS:
+            metadata = [video_metadata(video, spec) for video in kwargs["videos"]]
+            kwargs["videos_kwargs"] = {**kwargs["videos_kwargs"], "video_metadata": metadata}
     if "audio" in kwargs:
         kwargs["audio_kwargs"] = _audio_padding(kwargs["audio"], spec.media.sample_rate)
     if "images" in kwargs:
