@@ -69,3 +69,23 @@ def tiny_vl_dir(tmp_path_factory) -> Path:
     from affect_mllm.models.tiny import build_tiny_vl
 
     return build_tiny_vl(tmp_path_factory.mktemp("models") / "tiny-vl")
+
+
+@pytest.fixture(scope="session")
+def synthfacs_small(tmp_path_factory) -> dict[str, Path]:
+    """A small SynthFACS set (train 24 clips, val 8) at the mild nuisance level, generated once per session."""
+    from affect_mllm.synthfacs.generate import generate_synthfacs
+
+    folder = tmp_path_factory.mktemp("synthfacs")
+    return {split: generate_synthfacs(folder, n, seed=7, split=split, difficulty=1)
+            for split, n in (("train", 24), ("val", 8))}
+
+
+@pytest.fixture(scope="session")
+def tiny_omni_base(tmp_path_factory, tiny_omni_dir) -> Path:
+    """The base model SFT starts from in tests: the committed perception base when present, else the random tiny."""
+    from affect_mllm.models.registry import MODEL_REGISTRY, resolve
+
+    if "tiny-omni-base" in MODEL_REGISTRY:
+        return Path(resolve("tiny-omni-base").source)
+    return tiny_omni_dir

@@ -95,7 +95,10 @@ def build_trainer(data_args, model_args, reward_args, config):
     from training.grpo_trainer import MediaGRPOTrainer
     from training.lora import lora_config
 
+    from transformers import set_seed
+
     model, processor, spec = load_model_and_processor(model_args.model_name_or_path, dtype=model_args.dtype)
+    set_seed(config.seed)  # a new LoRA's random init must not depend on what ran before
     if model_args.adapter_path:
         from peft import PeftModel
 

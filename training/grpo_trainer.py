@@ -130,10 +130,9 @@ class MediaGRPOTrainer(Trainer):
         model.eval()
         engine = self.engine_factory(model, self.processing_class, self.spec)
         base_seed = self.args.seed * 1_000_003 + self.state.global_step * 1009 + self.accelerator.process_index * 97
-        requests = [GenerationRequest(messages=c.messages, media=c.media, seed=base_seed + i)
-                    for i, c in enumerate(conversations)]
-        sampling = SamplingSettings(max_new_tokens=self.args.max_completion_length, temperature=self.args.temperature,
-                                    top_p=self.args.top_p, n=1)
+        requests = [GenerationRequest(conversation, seed=base_seed + i) for i, conversation in enumerate(conversations)]
+        sampling = SamplingSettings(max_new_tokens=self.args.max_completion_length, greedy=False,
+                                    temperature=self.args.temperature, top_p=self.args.top_p, n=1)
         generations = [candidates[0] for candidates in engine.generate(requests, sampling)]
         model.train(was_training)
         return generations
@@ -144,8 +143,12 @@ class MediaGRPOTrainer(Trainer):
         length = max(1, max(len(t) for t in token_lists))
         ids = torch.full((len(token_lists), length), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
+        media_ids = set(_media_token_ids(self.processing_class))
         for row, tokens in enumerate(token_lists):
             cut = tokens.index(end_id) + 1 if end_id in tokens else len(tokens)  # keep the end token in the loss
+            # a media placeholder in a completion would ask the loss forward for media features it does not have
+            # (an untrained policy samples them): the completion ends before it
+            cut = next((i for i, t in enumerate(tokens[:cut]) if t in media_ids), cut)
             ids[row, :cut] = torch.tensor(tokens[:cut], dtype=torch.long)
             mask[row, :cut] = 1
         return ids, mask
@@ -202,6 +205,14 @@ class MediaGRPOTrainer(Trainer):
         averaged = {k: sum(v) / len(v) for k, v in self._metrics.items() if v}
         super().log({**logs, **averaged}, start_time)
         self._metrics.clear()
+
+
+def _media_token_ids(processor) -> list[int]:
+    tokenizer = processor.tokenizer
+    names = [getattr(processor, attr, None) for attr in ("image_token", "video_token", "audio_token")]
+    names += [getattr(tokenizer, attr, None) for attr in ("vision_bos_token", "vision_eos_token", "audio_bos_token",
+                                                           "audio_eos_token")]
+    return [tokenizer.convert_tokens_to_ids(name) for name in names if name]
 
 
 def _nan_std(values: torch.Tensor) -> float:

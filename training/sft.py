@@ -133,13 +133,16 @@ def finish(trainer, config, argv: list[str], stage: str = "sft") -> Path:
 
     output = Path(config.output_dir)
     trainer.save_model(str(output))
+    # every process reports its step count: the run card shows that all ranks trained, not just rank 0
+    steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step])).tolist()
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(output))
         history = trainer.state.log_history
         keys = ("loss", "mean_token_accuracy", "eval_loss", "reward", "kl", "completions/mean_length")
         plot_learning_curves(history, output / "learning_curves.png", keys)
         final = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
-        write_run_card(output, stage=stage, argv=argv, metrics={"global_step": trainer.state.global_step, **final})
+        write_run_card(output, stage=stage, argv=argv, metrics={"global_step": trainer.state.global_step, **final},
+                       extra={"world_size": trainer.accelerator.num_processes, "steps_per_process": steps})
     return output
 
 

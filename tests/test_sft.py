@@ -1,0 +1,91 @@
+"""LoRA SFT end to end on the tiny omni model and SynthFACS: the real recipe script, resume after kill -9, and
+2 CPU processes (gloo) through torchrun.
+
+Run: .venv/bin/python -m pytest tests/test_sft.py -q   (about a minute)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}  # one thread: deterministic, quiet
+
+
+def sft_args(model: Path, manifest: Path, out: Path, steps: int, save_steps: int = 1000) -> list[str]:
+    return ["--model_name_or_path", str(model), "--train_manifest", str(manifest), "--output_dir", str(out),
+            "--tasks", "ov_emotion", "categorical", "au_reasoning", "--per_device_train_batch_size", "4",
+            "--max_steps", str(steps), "--save_steps", str(save_steps), "--logging_steps", "1",
+            "--learning_rate", "2e-3", "--lora_r", "8", "--lora_dropout", "0.0", "--use_cpu", "true",
+            "--bf16", "false", "--report_to", "none", "--seed", "3", "--dataloader_num_workers", "0",
+            "--media_cache_clips", "64"]
+
+
+def run_sft(args: list[str], launcher: list[str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    command = (launcher or [sys.executable]) + ["-m", "training.sft", *args]
+    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory, tiny_omni_base, synthfacs_small) -> Path:
+    out = tmp_path_factory.mktemp("sft") / "run"
+    proc = run_sft([*sft_args(tiny_omni_base, synthfacs_small["train"], out, steps=8), "--report_to", "tensorboard"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.integration
+def test_sft_trains_a_language_model_lora_and_writes_its_record(sft_run):
+    card = json.loads((sft_run / "run_card.json").read_text())
+    assert card["metrics"]["global_step"] == 8
+    history = json.loads((sft_run / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(losses) == 8 and min(losses[-3:]) < losses[0]  # it learns the answer format at least
+    keys = load_file(sft_run / "adapter_model.safetensors").keys()
+    assert keys and all(".layers." in k and "visual" not in k and "audio" not in k for k in keys)
+    assert (sft_run / "learning_curves.png").is_file() and list(sft_run.rglob("events.out.tfevents*"))
+
+
+@pytest.mark.integration
+def test_sft_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_omni_base, synthfacs_small):
+    straight = tmp_path / "straight"
+    assert run_sft(sft_args(tiny_omni_base, synthfacs_small["train"], straight, 6, save_steps=2)).returncode == 0
+    resumed = tmp_path / "resumed"
+    args = sft_args(tiny_omni_base, synthfacs_small["train"], resumed, 6, save_steps=2)
+    proc = subprocess.Popen([sys.executable, "-m", "training.sft", *args], cwd=REPO, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (resumed / "checkpoint-4" / "trainer_state.json").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (resumed / "run_card.json").exists(), "the run finished before it was killed"
+    again = run_sft(args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((resumed / "run_card.json").read_text())["metrics"]["global_step"] == 6
+    first, second = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.distributed
+def test_sft_on_two_cpu_processes(tmp_path, tiny_omni_base, synthfacs_small):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    proc = run_sft(sft_args(tiny_omni_base, synthfacs_small["train"], out, 3), launcher=launcher)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["world_size"] == 2 and card["steps_per_process"] == [3, 3]
+    assert (out / "adapter_model.safetensors").is_file()
+    assert not list(out.glob("adapter_model*.safetensors"))[1:]  # one adapter, saved once
