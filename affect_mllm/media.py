@@ -339,10 +339,12 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
     with av.open(str(path), mode="w") as container:
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height, video.pix_fmt = width + pad_w, height + pad_h, "yuv420p"
-        video.options = {"crf": str(crf), "preset": "ultrafast", "tune": "zerolatency"}
+        # one encoder thread: a short clip gains nothing from more, and batch generation runs clips in parallel
+        video.options = {"crf": str(crf), "preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
         sound = None
         if audio is not None:
             sound = container.add_stream("aac", rate=sample_rate, layout="mono")
+            sound.options = {"aac_coder": "fast"}  # 2x faster than the default coder, inaudible at these rates
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
         container.mux(video.encode(None))

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affect_mllm.synthfacs.face import measure_geometry, render_face
+from affect_mllm.synthfacs.face import render_face
+from affect_mllm.synthfacs.measure import measure_geometry
 from affect_mllm.synthfacs.nuisance import DIFFICULTIES, HeadPose, sample_appearance, sample_style
 
 IDENTITIES = (0, 1, 2, 3)

@@ -12,7 +12,7 @@ thickness, jaw, chin) take the stronger side.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -76,13 +76,6 @@ _COS, _SIN = np.cos(_CIRCLE), np.sin(_CIRCLE)
 _FOREHEAD_MIDDLE = np.linspace(-0.14, 0.14, 5)
 _FOREHEAD_SIDE = np.linspace(0.16, 0.38, 5)
 _SHIFT_BITS = 4  # sub-pixel precision of cv2 drawing
-_MOUTH_KEYS = (
-    "mouth_width",
-    "mouth_corner_height",
-    "mouth_corner_height_left",
-    "mouth_corner_height_right",
-    "mouth_opening",
-)
 
 
 @dataclass(frozen=True)
@@ -142,7 +135,7 @@ class _Canvas:
         self.fill(cx + rx * _COS, cy + ry * _SIN, colour, feature)
 
 
-def _blend(a: tuple, b: tuple, share: float) -> tuple[float, ...]:
+def blend(a: tuple, b: tuple, share: float) -> tuple[float, ...]:
     """Colour a moved `share` (clipped to 0..1) of the way to b."""
     share = min(1.0, max(0.0, share))
     return tuple(x + (y - x) * share for x, y in zip(a, b, strict=True))
@@ -153,7 +146,7 @@ def _crease(
 ) -> None:
     """A skin fold through the points (xs, ys) whose darkness grows with strength (>= 1: full crease colour)."""
     if strength > 0.02:
-        colour = _blend(palette.skin, palette.crease, strength)
+        colour = blend(palette.skin, palette.crease, strength)
         canvas.stroke(np.asarray(xs, float), np.asarray(ys, float), colour, width)
 
 
@@ -258,7 +251,7 @@ def _draw_eye(canvas: _Canvas, expr: _Expression, look: Appearance, palette: Pal
         canvas.band(xs, lower, bottom, palette.skin)
     canvas.stroke(xs, upper, palette.liner, 0.022)
     tension = 0.45 + 0.1 * expr.side(sign, 7)
-    canvas.stroke(xs[1:-1], lower[1:-1], _blend(palette.skin, palette.liner, tension), 0.014)
+    canvas.stroke(xs[1:-1], lower[1:-1], blend(palette.skin, palette.liner, tension), 0.014)
     crease_y = EYE_Y - (UPPER_LID * look.eye_size + 0.03) * (1 - (_EYE_T * 0.9) ** 2) ** 0.7
     _crease(canvas, palette, xs[2:-2], crease_y[2:-2] - LID_RAISE * expr.side(sign, 5), 0.35)
 
@@ -268,7 +261,7 @@ def _draw_cheek(canvas: _Canvas, expr: _Expression, look: Appearance, palette: P
     au6, au12 = expr.side(sign, 6), expr.side(sign, 12)
     blush = 0.12 + 0.07 * au6 + 0.03 * au12
     cheek_y = 0.10 - 0.015 * au6 - 0.005 * au12
-    colour = _blend(palette.skin, palette.blush, blush)
+    colour = blend(palette.skin, palette.blush, blush)
     canvas.ellipse(sign * look.eye_spacing * 0.95, cheek_y, 0.10 * (1 + 0.04 * au6), 0.065, colour)
 
 
@@ -392,7 +385,7 @@ def _draw_lips(canvas: _Canvas, expr: _Expression, mouth: _Mouth, palette: Palet
     if np.max(lower - upper) <= 0.006:
         canvas.stroke(xs, (upper + lower) / 2, palette.lip_line, 0.012)
     if expr.mid(23) > 0:
-        rim = _blend(palette.lips, palette.lip_line, expr.mid(23) / 2.0)
+        rim = blend(palette.lips, palette.lip_line, expr.mid(23) / 2.0)
         canvas.stroke(xs, mouth.upper_outer, rim, 0.012)
         canvas.stroke(xs, mouth.lower_outer, rim, 0.012)
 
@@ -440,113 +433,3 @@ def render_face(
     _draw_chin(canvas, expr, mouth, palette)
     _draw_lips(canvas, expr, mouth, palette)
     return apply_photometrics(canvas.image, style, rng)
-
-
-def _candidate_colours(style: FaceStyle) -> tuple[list[str], np.ndarray]:
-    """Names and colours a pixel may be: the palette, the background, and part-strength blends labelled "edge".
-
-    The blends stand for creases drawn at part strength and anti-aliased outlines, which would otherwise be
-    taken for whichever feature colour happens to be nearest.
-    """
-    palette = face_palette(style.appearance)
-    names = [field.name for field in fields(Palette)] + ["background", "background"]
-    colours = [getattr(palette, field.name) for field in fields(Palette)] + list(style.background)
-    partners = (palette.crease, palette.liner, palette.blush, palette.shade, palette.hair, *style.background)
-    for partner in partners:
-        for share in (0.25, 0.5, 0.75):
-            names.append("edge")
-            colours.append(_blend(palette.skin, partner, share))
-    return names, np.array(colours, np.float32)
-
-
-def _classify(image: np.ndarray, style: FaceStyle) -> tuple[dict[str, np.ndarray], float]:
-    """Label every pixel with its nearest candidate colour; return face-unit points per label and the pixel scale.
-
-    Nearest-colour labelling keeps anti-aliased edges with the part they mostly belong to, so thin parts (teeth,
-    lids) are still found.
-    """
-    names, colours = _candidate_colours(style)
-    distance = ((image.astype(np.float32)[:, :, None, :] - colours) ** 2).sum(axis=3)
-    label = np.array(names)[distance.argmin(axis=2)]
-    matrix = face_transform(style, image.shape[0])
-    inverse = cv2.invertAffineTransform(matrix)
-    points = {}
-    for name in set(names):
-        rows, cols = np.nonzero(label == name)
-        points[name] = np.stack([cols, rows], axis=1).astype(float) @ inverse[:, :2].T + inverse[:, 2]
-    return points, float(np.hypot(matrix[0, 0], matrix[1, 0]))
-
-
-def _inside(points: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]) -> np.ndarray:
-    """The points with x and y inside the given open ranges."""
-    x, y = points[:, 0], points[:, 1]
-    return points[(x > x_range[0]) & (x < x_range[1]) & (y > y_range[0]) & (y < y_range[1])]
-
-
-def _column_extent(points: np.ndarray, unit_px: float) -> float:
-    """Largest vertical extent of the points over one-pixel-wide columns, in face units (0 when no points)."""
-    if points.size == 0:
-        return 0.0
-    columns = np.round(points[:, 0] * unit_px).astype(int)
-    order = np.argsort(columns, kind="stable")
-    columns, ys = columns[order], points[order, 1]
-    starts = np.concatenate(([0], np.nonzero(np.diff(columns))[0] + 1))
-    extent = np.maximum.reduceat(ys, starts) - np.minimum.reduceat(ys, starts)
-    return float(extent.max() + 1 / unit_px)
-
-
-def _largest_gap(points: np.ndarray, unit_px: float) -> float:
-    """Largest vertical run without points inside one-pixel-wide columns, in face units (0 when none)."""
-    if points.size == 0:
-        return 0.0
-    columns = np.round(points[:, 0] * unit_px).astype(int)
-    order = np.lexsort((points[:, 1], columns))
-    same_column = np.diff(columns[order]) == 0
-    gaps = np.diff(points[order, 1])[same_column]
-    skipped_rows = int(np.rint(gaps.max() * unit_px)) - 1 if gaps.size else 0  # rows strictly between the lips
-    return max(0, skipped_rows) / unit_px
-
-
-def _mouth_measures(points: dict[str, np.ndarray], unit_px: float) -> dict[str, float]:
-    """Mouth width, corner heights (upward from the head centre) and the opening at the middle."""
-    window = ((-0.6, 0.6), (0.28, 0.95))
-    lips = _inside(np.concatenate([points["lips"], points["lip_line"]]), *window)
-    if lips.size == 0:
-        return dict.fromkeys(_MOUTH_KEYS, float("nan"))
-    x, y = lips[:, 0], lips[:, 1]
-    right = -float(y[x < x.min() + 0.025].mean())  # the subject's right corner is on the image left
-    left = -float(y[x > x.max() - 0.025].mean())
-    middle = lips[np.abs(x) < 0.08]
-    return {
-        "mouth_width": float(x.max() - x.min()),
-        "mouth_corner_height": (left + right) / 2,
-        "mouth_corner_height_left": left,
-        "mouth_corner_height_right": right,
-        "mouth_opening": _largest_gap(middle, unit_px),
-    }
-
-
-def measure_geometry(image: np.ndarray, style: FaceStyle) -> dict[str, float]:
-    """Measure the expression geometry of a rendered face from its pixels.
-
-    Every pixel is labelled with the nearest colour the style draws, and features are read inside windows placed
-    from the style's head position, so use it on frames without photometric nuisance or head pose (difficulty 0).
-    Lengths are in face units (1 = head half-height), heights upward from the head centre. Keys: mouth_width,
-    mouth_corner_height (and _left/_right, subject's sides), mouth_opening (largest gap between the lips in a middle
-    column; 0 when closed), brow_height (and _left/_right: mean height of brow pixels), eye_opening (tallest
-    sclera-iris-pupil column, mean of both eyes; 0 when closed). Not measured: nose wrinkles, folds and the chin,
-    which are drawn in the shared crease colour.
-    """
-    points, unit_px = _classify(image, style)
-    result = _mouth_measures(points, unit_px)
-    eyeballs = np.concatenate([points["sclera"], points["iris"], points["pupil"]])
-    spacing = style.appearance.eye_spacing
-    eyes = []
-    for name, sign in (("right", -1), ("left", 1)):
-        brow = _inside(points["brow"] * (sign, 1), (0.05, 0.5), (-0.53, -0.17))
-        result[f"brow_height_{name}"] = -float(brow[:, 1].mean()) if brow.size else float("nan")
-        eye = _inside(eyeballs * (sign, 1), (spacing - 0.22, spacing + 0.22), (EYE_Y - 0.14, EYE_Y + 0.14))
-        eyes.append(_column_extent(eye, unit_px))
-    result["brow_height"] = (result["brow_height_left"] + result["brow_height_right"]) / 2
-    result["eye_opening"] = float(np.mean(eyes))
-    return result
