@@ -89,3 +89,31 @@ def tiny_omni_base(tmp_path_factory, tiny_omni_dir) -> Path:
     if "tiny-omni-base" in MODEL_REGISTRY:
         return Path(resolve("tiny-omni-base").source)
     return tiny_omni_dir
+
+
+SFT_FIXTURE_STEPS = 120  # enough for the base to switch from perception answers to the emotion answer format
+
+
+@pytest.fixture(scope="session")
+def tiny_sft(tmp_path_factory, tiny_omni_base, synthfacs_small) -> dict[str, Path]:
+    """A tiny omni SFT adapter trained once per session (the real recipe script): {"base", "adapter"}.
+
+    Serving, prediction and synthesis tests use it; it answers in the `<think>..</think><answer>..</answer>` format
+    once the base is the committed perception base.
+    """
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("tiny_sft") / "adapter"
+    args = ["--model_name_or_path", str(tiny_omni_base), "--train_manifest", str(synthfacs_small["train"]),
+            "--output_dir", str(out), "--tasks", "ov_emotion", "categorical", "au_reasoning",
+            "--per_device_train_batch_size", "8", "--max_steps", str(SFT_FIXTURE_STEPS), "--save_steps", "100000",
+            "--learning_rate", "3e-3", "--lora_r", "8", "--lora_dropout", "0.0", "--use_cpu", "true",
+            "--bf16", "false", "--report_to", "none", "--seed", "0", "--media_cache_clips", "64",
+            "--logging_steps", "20"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, "-m", "training.sft", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"base": tiny_omni_base, "adapter": out}

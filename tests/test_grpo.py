@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from process_helpers import assert_same_adapter, kill_when
 
 from affect_mllm.media import load_sample_media
 from affect_mllm.models.inputs import conversation_for, encode
@@ -99,19 +97,12 @@ def test_grpo_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_omni_dir
     assert run_grpo(grpo_args(tiny_omni_dir, synthfacs_small["train"], straight, 4, save_steps=2)).returncode == 0
     resumed = tmp_path / "resumed"
     args = grpo_args(tiny_omni_dir, synthfacs_small["train"], resumed, 4, save_steps=2)
-    proc = subprocess.Popen([sys.executable, "-m", "training.grpo", *args], cwd=REPO, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (resumed / "checkpoint-2" / "trainer_state.json").is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    marker = resumed / "checkpoint-2" / "trainer_state.json"
+    kill_when([sys.executable, "-m", "training.grpo", *args], marker, cwd=REPO, env=ENV)
     again = run_grpo(args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((resumed / "run_card.json").read_text())["metrics"]["global_step"] == 4
-    first, second = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
-    for key in first:
-        torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+    assert_same_adapter(straight, resumed)
 
 
 def test_dry_run_checks_groups_before_loading_weights(tmp_path, synthfacs_small):

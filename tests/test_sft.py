@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
+from process_helpers import assert_same_adapter, kill_when
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,21 +60,13 @@ def test_sft_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_omni_base
     assert run_sft(sft_args(tiny_omni_base, synthfacs_small["train"], straight, 6, save_steps=2)).returncode == 0
     resumed = tmp_path / "resumed"
     args = sft_args(tiny_omni_base, synthfacs_small["train"], resumed, 6, save_steps=2)
-    proc = subprocess.Popen([sys.executable, "-m", "training.sft", *args], cwd=REPO, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (resumed / "checkpoint-4" / "trainer_state.json").is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    marker = resumed / "checkpoint-4" / "trainer_state.json"
+    kill_when([sys.executable, "-m", "training.sft", *args], marker, cwd=REPO, env=ENV)
     assert not (resumed / "run_card.json").exists(), "the run finished before it was killed"
     again = run_sft(args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((resumed / "run_card.json").read_text())["metrics"]["global_step"] == 6
-    first, second = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
-    assert first.keys() == second.keys()
-    for key in first:
-        torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+    assert_same_adapter(straight, resumed)
 
 
 @pytest.mark.distributed

@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> Path | None:
 
 def build_trainer(data_args, model_args, reward_args, config):
     """Policy (SFT adapter continued, or a new LoRA), prompts, rewards -> a ready MediaGRPOTrainer."""
+    from transformers import set_seed
+
     from affect_mllm.models.registry import load_model_and_processor
     from affect_mllm.rewards import get_reward_funcs
     from training.data import MediaChatCollator, build_dataset
     from training.grpo_trainer import MediaGRPOTrainer
     from training.lora import lora_config
-
-    from transformers import set_seed
 
     model, processor, spec = load_model_and_processor(model_args.model_name_or_path, dtype=model_args.dtype)
     set_seed(config.seed)  # a new LoRA's random init must not depend on what ran before

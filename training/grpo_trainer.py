@@ -130,7 +130,8 @@ class MediaGRPOTrainer(Trainer):
         model.eval()
         engine = self.engine_factory(model, self.processing_class, self.spec)
         base_seed = self.args.seed * 1_000_003 + self.state.global_step * 1009 + self.accelerator.process_index * 97
-        requests = [GenerationRequest(conversation, seed=base_seed + i) for i, conversation in enumerate(conversations)]
+        requests = [GenerationRequest(conversation, seed=base_seed + i)
+                    for i, conversation in enumerate(conversations)]
         sampling = SamplingSettings(max_new_tokens=self.args.max_completion_length, greedy=False,
                                     temperature=self.args.temperature, top_p=self.args.top_p, n=1)
         generations = [candidates[0] for candidates in engine.generate(requests, sampling)]

@@ -84,7 +84,7 @@ def run_pretraining(args: PretrainArguments, argv: list[str]) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
         logger.info("resuming perception pretraining at step %d", start)
-    eval_sets = make_eval_sets(Path(args.output_dir) / "eval_data", args.levels, args.eval_clips, args.data_seed)
+    eval_sets = make_eval_sets(Path(args.eval_dir), args.levels, args.eval_clips, args.data_seed)
     stream = PerceptionStream(args, processor, spec, all_aus(), start)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
                                          persistent_workers=False)

@@ -51,6 +51,7 @@ class PretrainArguments:
     final_decay_steps: int = field(default=600, metadata={"help": "Cosine decay to 0 over the last N steps."})
     aux_weight: float = field(default=1.0, metadata={"help": "Weight of the auxiliary perception heads' loss."})
     eval_clips: int = field(default=48, metadata={"help": "Held-out mp4 clips per level for evaluation."})
+    eval_dir: str = field(default="runs/pretrain-eval", metadata={"help": "Where the held-out clips are written."})
     eval_every: int = field(default=400, metadata={"help": "Evaluate every N steps (and at the end)."})
     threads: int = field(default=2, metadata={"help": "torch threads."})
     text_hidden: int = field(default=64, metadata={"help": "Language model width (head_dim 32 with 2 heads)."})

@@ -66,6 +66,9 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("tiny-omni", "qwen2_5_omni", "tiny", notes="random-init ~1 MB thinker, built offline"),
         ModelSpec("tiny-vl", "qwen2_5_vl", "tiny", notes="random-init ~1 MB Qwen2.5-VL, built offline"),
+        ModelSpec("tiny-omni-base", "qwen2_5_omni", "bundled",
+                  notes="tiny thinker pretrained on SynthFACS perception (AUs, voice); see its model card"),
+        ModelSpec("tiny-vl-base", "qwen2_5_vl", "bundled", notes="tiny Qwen2.5-VL pretrained on SynthFACS AUs"),
         ModelSpec("qwen2.5-omni-3b", "qwen2_5_omni", "Qwen/Qwen2.5-Omni-3B", REAL_MEDIA),
         ModelSpec("qwen2.5-omni-7b", "qwen2_5_omni", "Qwen/Qwen2.5-Omni-7B", REAL_MEDIA),
         ModelSpec("qwen2.5-vl-3b", "qwen2_5_vl", "Qwen/Qwen2.5-VL-3B-Instruct", REAL_MEDIA),
@@ -98,6 +101,8 @@ def resolve(name_or_path: str) -> ModelSpec:
         spec = MODEL_REGISTRY[name_or_path]
         if spec.source == "tiny":
             return replace(spec, source=str(ensure_tiny(spec)))
+        if spec.source == "bundled":
+            return replace(spec, source=str(bundled_base(spec.name)))
         return spec
     folder = Path(name_or_path)
     if folder.is_dir():
@@ -115,6 +120,14 @@ def _is_tiny(folder: Path) -> bool:
     config = json.loads((folder / "config.json").read_text())
     text = config.get("thinker_config", config).get("text_config", {})
     return text.get("hidden_size", 10_000) <= 512
+
+
+def bundled_base(name: str) -> Path:
+    """The folder of a tiny base committed with the package (`make tiny-base` rebuilds it)."""
+    folder = Path(__file__).with_name("bases") / name
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: the {name} base is not built; run `make tiny-base`")
+    return folder
 
 
 def ensure_tiny(spec: ModelSpec) -> Path:
