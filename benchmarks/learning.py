@@ -103,9 +103,9 @@ def train_stages(work: Path, data: dict, budget: Budget, base: str) -> dict[str,
 
 def evaluate(engine, manifest_path: Path, adapter: str | None, batch: int = 16) -> dict:
     """Greedy answers to the open-vocabulary prompt, scored against the labels."""
+    from affect_mllm.lexicon import project_wheels
     from affect_mllm.metrics.au import au_f1
     from affect_mllm.metrics.categorical import first_category
-    from affect_mllm.lexicon import project_wheels
     from affect_mllm.schema import read_manifest
     from affect_mllm.wheels import wheel_scores
     from inference.engine import SamplingSettings, request_from_sample
