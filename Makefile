@@ -26,6 +26,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
 
+# Rebuild the committed perception-pretrained tiny bases (about an hour each on 2 CPU cores; CI never runs it).
+tiny-base: $(STAMP)
+	$(BIN)/affect-mllm train pretrain-tiny --config recipes/tiny-omni/pretrain.yaml
+	$(BIN)/affect-mllm train pretrain-tiny --config recipes/tiny-vl/pretrain.yaml
+
+# Speed, memory and learning figures; each script ends with one JSON line.
+bench: $(STAMP)
+	for script in media synthfacs rewards learnability serving learning synthesis; do \
+		$(BIN)/python benchmarks/$$script.py || exit 1; done
+
 style: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
