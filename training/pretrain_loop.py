@@ -58,12 +58,13 @@ def _checkpoint_path(args: PretrainArguments) -> Path:
     return Path(args.output_dir) / "pretrain_state.pt"
 
 
-def _save_state(args, model, heads, optimizer, step: int) -> None:
+def _save_state(args, model, heads, optimizer, step: int, history: list[dict], seconds: float) -> None:
     path = _checkpoint_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"step": step, "model": model.state_dict(), "heads": heads.state_dict(),
-                "optimizer": optimizer.state_dict(), "args": asdict(args)}, tmp)
+                "optimizer": optimizer.state_dict(), "args": asdict(args), "history": history,
+                "seconds": seconds}, tmp)
     tmp.replace(path)  # a kill during the save leaves the previous state intact
 
 
@@ -76,19 +77,19 @@ def run_pretraining(args: PretrainArguments, argv: list[str]) -> Path:
     heads = PerceptionHeads(model.config.get_text_config().hidden_size, all_aus(), spec.has_audio)
     optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=args.learning_rate,
                                   betas=(0.9, 0.98), weight_decay=0.01)
-    start = 0
+    start, history, earlier_seconds = 0, [], 0.0  # earlier_seconds: training time before a resume
     if _checkpoint_path(args).is_file():
         state = torch.load(_checkpoint_path(args), weights_only=False)
         model.load_state_dict(state["model"])
         heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+        start, history, earlier_seconds = state["step"], state["history"], state["seconds"]
         logger.info("resuming perception pretraining at step %d", start)
     eval_sets = make_eval_sets(Path(args.eval_dir), args.levels, args.eval_clips, args.data_seed)
     stream = PerceptionStream(args, processor, spec, all_aus(), start)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1, prefetch_factor=4,
                                          persistent_workers=False)
-    total, history, started = sum(args.steps_per_level), [], time.time()
+    total, started = sum(args.steps_per_level), time.time()
     model.train()
     for step, batch in enumerate(loader, start=start):
         for group in optimizer.param_groups:
@@ -106,9 +107,10 @@ def run_pretraining(args: PretrainArguments, argv: list[str]) -> Path:
             scores = evaluate_perception(model, processor, spec, eval_sets)
             history.append({"step": step + 1, "level": stream.level_at(step), **parts, **scores})
             logger.info("eval at step %d: %s", step + 1, json.dumps(scores))
-            _save_state(args, model, heads, optimizer, step + 1)
+            _save_state(args, model, heads, optimizer, step + 1, history,
+                        earlier_seconds + time.time() - started)
             model.train()
-    return save_base(args, model, processor, spec, history, argv, time.time() - started)
+    return save_base(args, model, processor, spec, history, argv, earlier_seconds + time.time() - started)
 
 
 def save_base(args, model, processor, spec, history: list[dict], argv: list[str], seconds: float) -> Path:
