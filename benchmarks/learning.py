@@ -8,7 +8,8 @@ inference engine; the answers are parsed and scored with the project's metrics:
 - emotion_acc: first answered emotion, mapped to the 8 categories, against the categorical label (chance 1/8);
 - wheel_f: open-vocabulary emotion-wheel F (level 1, the project's wheels) of the answered set;
 - au_f1: mean per-AU F1 of the AUs cited in the rationale against the labelled AUs;
-- format_rate: share of completions that follow the answer grammar exactly.
+- format_rate: share of completions that follow the answer grammar exactly and name at least one emotion (what
+  the prompt asks; the base's perception answers, AUs only, do not count).
 
     .venv/bin/python benchmarks/learning.py                # about 40 minutes on 2 CPU cores
     .venv/bin/python benchmarks/learning.py --quick        # a smoke run of every stage (minutes)
@@ -34,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Budget:
     train_clips: int = 4000
-    test_clips: int = 200  # at the headline level
-    level_clips: int = 96  # at each other level, for the per-level rows
-    sft_steps: int = 600
-    grpo_steps: int = 60
+    test_clips: int = 160  # at the headline level
+    level_clips: int = 64  # at each other level, for the per-level rows
+    sft_steps: int = 400
+    grpo_steps: int = 30
 
 
 QUICK = Budget(train_clips=64, test_clips=16, level_clips=8, sft_steps=10, grpo_steps=2)
@@ -74,10 +75,15 @@ def shuffled_manifest(source: Path, out: Path, seed: int) -> Path:
     from affect_mllm.schema import read_manifest, write_manifest
 
     manifest = read_manifest(source)
-    labels = [s.model_dump(include={"emotion", "emotions", "aus", "valence", "arousal", "rationale", "face_emotion",
-                                    "voice_emotion"}) for s in manifest.samples]
+    label_fields = {"emotion", "emotions", "aus", "valence", "arousal", "rationale", "face_emotion", "voice_emotion"}
+    labels = [s.model_dump(include=label_fields) for s in manifest.samples]
     random.Random(seed).shuffle(labels)
-    samples = [s.model_copy(update=label) for s, label in zip(manifest.samples, labels, strict=True)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for sample, label in zip(manifest.samples, labels, strict=True):
+        media = {kind: os.path.relpath(manifest.media_path(sample, kind), out.parent)
+                 for kind in ("video", "audio") if getattr(sample, kind)}
+        samples.append(type(sample).model_validate({**sample.model_dump(), **label, **media}))
     return write_manifest(out, samples, media_roots=[os.path.relpath(source.parent, out.parent)])
 
 
@@ -123,7 +129,7 @@ def evaluate(engine, manifest_path: Path, adapter: str | None, batch: int = 16) 
         "wheel_f": wheel_scores([g.emotions for g in gold], [list(a.emotion_words) for a in answers],
                                 project_wheels())["f"],
         "au_f1": au_f1([g.au_set() for g in gold], [set(a.rationale_aus) for a in answers])["mean_f1"],
-        "format_rate": sum(a.well_formed.all for a in answers) / len(answers),
+        "format_rate": sum(a.well_formed.all and bool(a.emotion_words) for a in answers) / len(answers),
         "n": len(gold),
     }
 

@@ -79,3 +79,25 @@ def test_sft_on_two_cpu_processes(tmp_path, tiny_omni_base, synthfacs_small):
     assert card["world_size"] == 2 and card["steps_per_process"] == [3, 3]
     assert (out / "adapter_model.safetensors").is_file()
     assert not list(out.glob("adapter_model*.safetensors"))[1:]  # one adapter, saved once
+
+
+@pytest.mark.parametrize("style", ["reference", "perception"])
+def test_collator_trains_on_the_chosen_rationale(style, tiny_omni_dir, synthfacs_small):
+    from affect_mllm.models.registry import load_model_and_processor
+    from affect_mllm.schema import Sample, read_manifest
+    from training.data import MediaChatCollator, training_rows
+
+    _, processor, spec = load_model_and_processor(str(tiny_omni_dir))
+    rows = training_rows(read_manifest(synthfacs_small["train"]), ["ov_emotion"])[:2]
+    batch = MediaChatCollator(processor, spec, rationale_style=style)(rows)
+    for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
+        sample = Sample.from_record(json.loads(row["sample"]))
+        trained = processor.tokenizer.decode(ids[labels != -100])
+        rationale = trained.split("<think>")[1].split("</think>")[0]
+        if style == "reference":
+            assert rationale == sample.rationale
+        else:  # the labelled AUs, each cited, and the voice attributes: no emotion word in the rationale
+            assert rationale.startswith("Face: ") and "Voice: " in rationale
+            assert all(f"AU{au}" in rationale for au in sample.au_set())
+            assert sample.emotion not in rationale
+        assert f"emotions: {sample.emotions[0]}" in trained and trained.endswith("<|im_end|>")

@@ -12,6 +12,8 @@ from trl import GRPOConfig, SFTConfig
 
 from affect_mllm.prompts import TASKS
 
+RATIONALE_STYLES = ("reference", "perception")
+
 
 @dataclass
 class DataArguments:
@@ -45,6 +47,14 @@ class DataArguments:
         default=False, metadata={"help": "Qwen2.5-Omni interleaved audio-in-video instead of two separate parts."}
     )
     seed_data: int = field(default=0, metadata={"help": "Seed of the task/phrasing draw (independent of `seed`)."})
+    rationale_style: str = field(
+        default="reference",
+        metadata={
+            "help": "The <think> text SFT trains on: 'reference' (each sample's own rationale) or 'perception' "
+            "(composed from its labelled AUs and voice attributes, the words the tiny bases were pretrained on; "
+            "for models too small to write free prose, falling back to the reference without AU labels)."
+        },
+    )
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -52,6 +62,8 @@ class DataArguments:
             raise ValueError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
         if self.task_weights is not None and len(self.task_weights) != len(self.tasks):
             raise ValueError("task_weights must have one weight per task")
+        if self.rationale_style not in RATIONALE_STYLES:
+            raise ValueError(f"unknown rationale_style {self.rationale_style!r}; choose from {RATIONALE_STYLES}")
 
 
 @dataclass

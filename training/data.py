@@ -18,7 +18,7 @@ from affect_mllm.media import SampleMedia, load_sample_media
 from affect_mllm.models.inputs import conversation_for, encode_for_training
 from affect_mllm.models.registry import ModelSpec
 from affect_mllm.schema import Manifest, Sample, read_manifest
-from affect_mllm.targets import target_text, task_is_answerable
+from affect_mllm.targets import sample_perception_rationale, target_text, task_is_answerable
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,11 @@ def build_dataset(manifest_path: str, tasks: Sequence[str], weights: Sequence[fl
 class MediaChatCollator:
     """Rows -> a training batch (input ids, media tensors, labels on the answer only)."""
 
-    def __init__(self, processor, spec: ModelSpec, *, cache_clips: int = 0, audio_in_video: bool = False) -> None:
+    def __init__(self, processor, spec: ModelSpec, *, cache_clips: int = 0, audio_in_video: bool = False,
+                 rationale_style: str = "reference") -> None:
         self.processor = processor
         self.spec = spec
+        self.rationale_style = rationale_style
         self.audio_in_video = audio_in_video
         self.cache_clips = cache_clips
         self._media: OrderedDict[tuple[str, str], SampleMedia] = OrderedDict()
@@ -106,6 +108,12 @@ class MediaChatCollator:
                 self._media.popitem(last=False)
         return media
 
+    def rationale(self, sample: Sample) -> str | None:
+        """The <think> text to train on (None: the sample's reference rationale)."""
+        if self.rationale_style == "perception":
+            return sample_perception_rationale(sample, with_voice=self.spec.has_audio)
+        return None
+
     def __call__(self, rows: list[dict]):
         conversations, answers = [], []
         for row in rows:
@@ -113,7 +121,7 @@ class MediaChatCollator:
             media = self.media(sample, row["manifest"])
             conversations.append(conversation_for(sample, media, row["task"], self.spec, variant=row["variant"],
                                                   cot=row["cot"], audio_in_video=self.audio_in_video))
-            answers.append(target_text(sample, row["task"]))
+            answers.append(target_text(sample, row["task"], self.rationale(sample)))
         batch = encode_for_training(self.processor, self.spec, conversations, answers,
                                     audio_in_video=self.audio_in_video)
         if self.audio_in_video:

@@ -107,7 +107,8 @@ def build_trainer(data_args, model_args, config) -> MediaSFTTrainer:
             **dataset_kwargs,
         )
     collator = MediaChatCollator(
-        processor, spec, cache_clips=data_args.media_cache_clips, audio_in_video=data_args.audio_in_video
+        processor, spec, cache_clips=data_args.media_cache_clips, audio_in_video=data_args.audio_in_video,
+        rationale_style=data_args.rationale_style,
     )
     peft_config = None
     if model_args.adapter_path:
