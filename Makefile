@@ -30,6 +30,8 @@ test: $(STAMP)
 tiny-base: $(STAMP)
 	$(BIN)/affect-mllm train pretrain-tiny --config recipes/tiny-omni/pretrain.yaml
 	$(BIN)/affect-mllm train pretrain-tiny --config recipes/tiny-vl/pretrain.yaml
+	$(BIN)/affect-mllm train pretrain-vocab --config recipes/tiny-omni/pretrain_vocab.yaml
+	$(BIN)/affect-mllm train pretrain-vocab --config recipes/tiny-vl/pretrain_vocab.yaml
 
 # Speed, memory and learning figures; each script ends with one JSON line.
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """Does each training stage teach something? Held-out SynthFACS metrics of the tiny omni model at every stage.
 
-Rows: (a) the untrained model (random init, the base's shape), (b) the committed perception base (never saw an
-emotion word), (c) LoRA SFT from the base (recipes/tiny-omni/sft.yaml), (d) the same SFT on shuffled labels
+Rows: (a) the untrained model (random init, the base's shape), (b) the committed perception base (no emotion word was
+ever tied to a clip), (c) LoRA SFT from the base (recipes/tiny-omni/sft.yaml), (d) the same SFT on shuffled labels
 (each clip gets another clip's labels and rationale: nothing links media and labels), (e) GRPO from (c)
 (recipes/tiny-omni/grpo.yaml). Every model answers the open-vocabulary emotion prompt, greedy, through the
 inference engine; the answers are parsed and scored with the project's metrics:

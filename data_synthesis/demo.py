@@ -93,7 +93,7 @@ def _show_base(console) -> None:
     from affect_mllm.models.registry import resolve
 
     card = json.loads((Path(resolve("tiny-omni-base").source) / "model_card.json").read_text())
-    console.rule("   the committed perception base: tiny-omni-base (never saw an emotion word)")
+    console.rule("   the committed perception base: tiny-omni-base (no emotion word was ever tied to a clip)")
     console.print(f"held-out perception: {json.dumps(card['held_out'])}")
 
 

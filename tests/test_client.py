@@ -125,8 +125,8 @@ def test_split_tagged(text, expected):
 def test_served_sft_model_answers_in_the_trained_format(served):
     """Parse rate of the adapter on the held-out SynthFACS clips, through `AffectClient.analyze` (file URLs).
 
-    The session's tiny SFT model (120 steps) has learnt the tag vocabulary but not yet to close its tags: free
-    decoding rarely parses (HF gives the same texts). Guided by its own tag grammar, it must parse.
+    The session's tiny SFT model trains for 120 steps only: free decoding's rate is printed, not asserted (HF gives
+    the same texts, tests/test_serve.py). Guided by its own tag grammar, it must parse.
     """
     client = served.client(model=served.adapter)
     manifest = read_manifest(served.val_manifest)

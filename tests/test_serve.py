@@ -168,33 +168,71 @@ def test_concurrent_clients_are_answered_or_cleanly_refused(served):
     assert statuses.count(200) >= 1 and served.health() == 200
 
 
-def test_file_url_path_sees_what_our_pipeline_sees(served, tiny_sft):
-    """The served model, decoding file:// URLs itself, gets our pipeline's media: the same prompt tokens and the same
-    greedy fp32 answer as the HF engine fed our decoded frames and audio through training's `encode` (HF and vLLM
-    agree token for token in fp32, tests/test_engine.py), 48 kHz and AAC-padded tracks included."""
-    from affect_mllm.media import load_sample_media
-    from affect_mllm.models.inputs import Conversation, build_messages, encode
-    from affect_mllm.prompts import SYSTEM_PROMPT
-    from inference.engine import GenerationRequest
+@pytest.fixture(scope="module")
+def hf_sft_engine(tiny_sft):
+    """The HF engine on the session's tiny SFT model: the reference the served vLLM model must equal."""
     from inference.hf_engine import HFEngine
 
     engine = HFEngine.load(str(tiny_sft["base"]), adapters={"sft": str(tiny_sft["adapter"])})
+    yield engine
+    engine.close()
+
+
+def _hf_answer_requests(engine, clips: list[Clip], texts: list[str]) -> list:
+    """HF requests for the same question about each clip, fed our decoded frames and audio."""
+    from affect_mllm.media import load_sample_media
+    from affect_mllm.models.inputs import Conversation, build_messages
+    from affect_mllm.prompts import SYSTEM_PROMPT
+    from inference.engine import GenerationRequest
+
+    requests = []
+    for clip, text in zip(clips, texts, strict=True):
+        media = load_sample_media(video=clip.video, audio=clip.audio, settings=engine.spec.media)
+        conversation = Conversation(build_messages(media, text, engine.spec, SYSTEM_PROMPT), media)
+        requests.append(GenerationRequest(conversation, adapter="sft"))
+    return requests
+
+
+def test_file_url_path_sees_what_our_pipeline_sees(served, hf_sft_engine):
+    """The served model, decoding file:// URLs itself, gets our pipeline's media: the same prompt tokens and the same
+    greedy fp32 answer as the HF engine fed our decoded frames and audio through training's `encode` (HF and vLLM
+    agree token for token in fp32, tests/test_engine.py), 48 kHz and AAC-padded tracks included."""
+    from affect_mllm.models.inputs import encode
+
+    engine = hf_sft_engine
     client = served.client(model=served.adapter)
     settings = SamplingSettings(max_new_tokens=32)
     for name in ("audio_48k", "av_16k"):
         clip = Clip(video=served.clips[name])
         text = clip_prompt(clip)
         served_answer = client.complete(clip_messages(clip, text, "file"), settings)[0]
-        media = load_sample_media(video=clip.video, settings=engine.spec.media)
-        conversation = Conversation(build_messages(media, text, engine.spec, SYSTEM_PROMPT), media)
-        prompt_tokens = encode(engine.processor, engine.spec, [conversation])["input_ids"].shape[1]
-        [[ours]] = engine.generate([GenerationRequest(conversation, adapter="sft")], settings)
+        [request] = _hf_answer_requests(engine, [clip], [text])
+        prompt_tokens = encode(engine.processor, engine.spec, [request.conversation])["input_ids"].shape[1]
+        [[ours]] = engine.generate([request], settings)
         print(
             f"{name}: served {served_answer.prompt_tokens} prompt tokens, ours {prompt_tokens}; "
             f"greedy texts equal: {served_answer.text == ours.text}"
         )
         assert served_answer.prompt_tokens == prompt_tokens, name
         assert served_answer.text == ours.text, name
+
+
+def test_served_sft_model_equals_the_hf_engine_on_a_batch_of_clips(served, hf_sft_engine):
+    """Greedy fp32 answers of the tiny SFT model, whole answers on the held-out SynthFACS clips: vLLM (the server,
+    with the exported adapter) and the HF engine (one batch, the raw peft adapter) write the same text."""
+    from affect_mllm.schema import read_manifest
+
+    manifest = read_manifest(served.val_manifest)
+    clips = [Clip.from_sample(sample, manifest) for sample in manifest.samples]
+    texts = [clip_prompt(clip) for clip in clips]
+    settings = SamplingSettings(max_new_tokens=160)
+    client = served.client(model=served.adapter)
+    served_texts = [client.complete(clip_messages(clip, text, "file"), settings)[0].text
+                    for clip, text in zip(clips, texts, strict=True)]
+    hf_texts = [c[0].text for c in hf_sft_engine.generate(_hf_answer_requests(hf_sft_engine, clips, texts), settings)]
+    assert len(clips) >= 8
+    assert served_texts == hf_texts
+    assert len(set(hf_texts)) > 1  # the clips get different answers: the media matter
 
 
 def test_media_guard_refuses_before_vllm_reads(tmp_path, clips):

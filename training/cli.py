@@ -12,6 +12,7 @@ STAGES = {
     "sft": "training.sft",
     "grpo": "training.grpo",
     "pretrain-tiny": "training.pretrain_tiny",
+    "pretrain-vocab": "training.pretrain_vocab",
 }
 
 

@@ -131,14 +131,15 @@ def save_base(args, model, processor, spec, history: list[dict], argv: list[str]
             "held_out": {k: v for k, v in final.items() if k.startswith(("au_f1", "voice"))},
             "train_seconds": round(seconds), "history": history, "arguments": asdict(args)}
     atomic_write_json(out / "model_card.json", card)
-    atomic_write_text(out / "README.md", _card_markdown(card))
+    atomic_write_text(out / "README.md", card_markdown(card))
     _checkpoint_path(args).unlink(missing_ok=True)
     return out
 
 
-def _card_markdown(card: dict) -> str:
+def card_markdown(card: dict) -> str:
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in card["held_out"].items() if isinstance(v, float))
     return (f"# Tiny perception base\n\nRandom-init tiny model pretrained on SynthFACS perception only (AUs, voice);"
-            f" it never saw an emotion word.\n\nReproduce:\n\n```\n{card['command']}\n```\n\nSeed {card['seed']};"
+            f" it never saw an emotion word tied to a clip.\n\nReproduce:\n\n```\n{card['command']}\n```\n\n"
+            f"Seed {card['seed']};"
             f" data: {card['data']}; {card['train_seconds']} s on CPU.\n\n## Held-out (mp4 clips, greedy)\n\n"
             f"| metric | value |\n|---|---|\n{rows}\n")

@@ -27,7 +27,7 @@ RECONSTRUCTED = frozenset({"qwen2.5-omni-7b"})
 
 def published_names() -> list[str]:
     """Registry names of the real (hub-hosted) models, i.e. every model that has a published config."""
-    return [name for name, spec in MODEL_REGISTRY.items() if spec.source != "tiny"]
+    return [name for name, spec in MODEL_REGISTRY.items() if spec.source not in ("tiny", "bundled")]
 
 
 def published_json(name: str) -> dict:
