@@ -75,7 +75,6 @@ def run_demo(out: Path, serve: bool = True, size: DemoSize = DemoSize()) -> None
     _cli(console, "4. Evaluation: open-vocabulary wheel F, categorical, AU F1, grounding, with a report",
          ["evaluate", "--pred", str(out / "predictions.jsonl"), "--gold", str(data / "test.jsonl"), "--json",
           str(out / "evaluation.json"), "--report", str(out / "report")], out / "evaluation.json")
-    _show_evaluation(console, out / "evaluation.json")
     _cli(console, "5. GRPO from the SFT adapter with the verifiable rewards (a few steps)",
          ["train", "grpo", "--config", "recipes/tiny-omni/grpo.yaml", "--adapter_path", str(sft), "--train_manifest",
           str(data / "train.jsonl"), "--output_dir", str(grpo), "--max_steps", str(size.grpo_steps),
@@ -95,13 +94,6 @@ def _show_base(console) -> None:
     card = json.loads((Path(resolve("tiny-omni-base").source) / "model_card.json").read_text())
     console.rule("   the committed perception base: tiny-omni-base (no emotion word was ever tied to a clip)")
     console.print(f"held-out perception: {json.dumps(card['held_out'])}")
-
-
-def _show_evaluation(console, path: Path) -> None:
-    from affect_mllm.report import headline_rows
-
-    for label, value, _ in headline_rows(json.loads(path.read_text())):
-        console.print(f"  {label}: {'n/a' if value is None else f'{value:.3f}'}")
 
 
 def _synthesis(console, out: Path, size: DemoSize) -> None:
