@@ -140,30 +140,37 @@ class PerceptionStream(torch.utils.data.IterableDataset):
             yield self.batch(step)
 
     def batch(self, step: int) -> dict:
-        from affect_mllm.media import SampleMedia
-        from affect_mllm.models.inputs import conversation_for, encode_for_training
-        from affect_mllm.synthfacs.generate import (
-            GeneratorSettings,
-            clip_sample,
-            plan_clip,
-            render_audio,
-            render_frames,
-        )
-        from affect_mllm.targets import perception_target
+        from affect_mllm.synthfacs.generate import GeneratorSettings
 
         settings = GeneratorSettings(seed=self.args.data_seed, split="train", difficulty=self.level_at(step))
-        samples, conversations = [], []
-        for index in range(step * self.args.batch_size, (step + 1) * self.args.batch_size):
-            plan = plan_clip(settings, index)
-            frames = jpeg_roundtrip(render_frames(plan), crf_to_jpeg_quality(plan.crf))
-            media = SampleMedia(video=frames, audio=render_audio(plan) if self.spec.has_audio else None)
-            sample = clip_sample(plan, "online")
-            samples.append(sample)
-            conversations.append(conversation_for(sample, media, "au", self.spec))
-        answers = [perception_target(s, with_voice=self.spec.has_audio) for s in samples]
-        batch = dict(encode_for_training(self.processor, self.spec, conversations, answers))
+        indices = range(step * self.args.batch_size, (step + 1) * self.args.batch_size)
+        samples, batch = perception_batch(self.processor, self.spec, settings, indices)
+        batch = dict(batch)
         batch["aux_targets"] = aux_targets(samples, self.aus)
         return batch
+
+
+def perception_batch(processor, spec, settings, indices) -> tuple[list, dict]:
+    """Render SynthFACS clips `indices` online and encode the perception answer (AUs + perception rationale).
+
+    Returns:
+        (the clips' samples, the encoded batch with labels on the answer).
+    """
+    from affect_mllm.media import SampleMedia
+    from affect_mllm.models.inputs import conversation_for, encode_for_training
+    from affect_mllm.synthfacs.generate import clip_sample, plan_clip, render_audio, render_frames
+    from affect_mllm.targets import perception_target
+
+    samples, conversations = [], []
+    for index in indices:
+        plan = plan_clip(settings, index)
+        frames = jpeg_roundtrip(render_frames(plan), crf_to_jpeg_quality(plan.crf))
+        media = SampleMedia(video=frames, audio=render_audio(plan) if spec.has_audio else None)
+        sample = clip_sample(plan, "online")
+        samples.append(sample)
+        conversations.append(conversation_for(sample, media, "au", spec))
+    answers = [perception_target(s, with_voice=spec.has_audio) for s in samples]
+    return samples, encode_for_training(processor, spec, conversations, answers)
 
 
 def learning_rate_at(step: int, args: PretrainArguments) -> float:

@@ -92,23 +92,12 @@ REHEARSAL_OFFSET = 10_000_000  # clip indices past any pretraining run's: fresh 
 
 def rehearsal_batch(processor, spec, args: VocabArguments, data_seed: int, step: int):
     """The perception-pretraining batch (AU answer with a perception rationale) on fresh clips."""
-    from affect_mllm.media import SampleMedia
-    from affect_mllm.models.inputs import conversation_for, encode_for_training
-    from affect_mllm.synthfacs.generate import GeneratorSettings, clip_sample, plan_clip, render_audio, render_frames
-    from affect_mllm.targets import perception_target
-    from training.pretrain_tiny import crf_to_jpeg_quality, jpeg_roundtrip
+    from affect_mllm.synthfacs.generate import GeneratorSettings
+    from training.pretrain_tiny import perception_batch
 
     settings = GeneratorSettings(seed=data_seed, split="train", difficulty=args.rehearsal_level)
-    conversations, answers = [], []
     first = REHEARSAL_OFFSET + step * args.rehearsal_batch
-    for index in range(first, first + args.rehearsal_batch):
-        plan = plan_clip(settings, index)
-        frames = jpeg_roundtrip(render_frames(plan), crf_to_jpeg_quality(plan.crf))
-        media = SampleMedia(video=frames, audio=render_audio(plan) if spec.has_audio else None)
-        sample = clip_sample(plan, "online")
-        conversations.append(conversation_for(sample, media, "au", spec))
-        answers.append(perception_target(sample, with_voice=spec.has_audio))
-    return encode_for_training(processor, spec, conversations, answers)
+    return perception_batch(processor, spec, settings, range(first, first + args.rehearsal_batch))[1]
 
 
 def run_vocab_warmup(args: VocabArguments, argv: list[str]) -> Path:
