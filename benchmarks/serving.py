@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -75,15 +74,6 @@ def start_server(model: str, media_root: Path, port: int, log: Path, threads: in
             pass
         time.sleep(1.0)
     raise RuntimeError("the server was not ready after 600 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def time_server(url: str, clips: list, levels: list[int], max_new_tokens: int) -> dict[int, tuple[float, list]]:
@@ -151,6 +141,7 @@ def main() -> None:
     from affect_mllm.schema import read_manifest
     from affect_mllm.synthfacs.generate import generate_synthfacs
     from inference.client import Clip
+    from inference.serve import stop_server
 
     model = resolve(args.model).source
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as folder:

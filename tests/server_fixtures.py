@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from inference.serve import stop_server
 
 ADAPTER_NAME = "sft"
 API_KEY = "test-key-14"
@@ -122,17 +123,6 @@ def _wait_ready(server: ServedModel, process: subprocess.Popen) -> None:
     pytest.fail(f"the server was not ready after {READY_TIMEOUT_S} s:\n{server.log.read_text()[-4000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to `affect-mllm serve` (it stops vLLM); SIGKILL to its group if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="session")
 def served(tiny_sft, synthfacs_small, clips, tmp_path_factory) -> ServedModel:
     """The running server (skips where vllm is not installed)."""
@@ -159,7 +149,7 @@ def served(tiny_sft, synthfacs_small, clips, tmp_path_factory) -> ServedModel:
         _wait_ready(server, process)
         yield server
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 def chat_request(
