@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,3 +32,9 @@ def assert_same_adapter(first_dir: Path, second_dir: Path) -> None:
     assert first.keys() == second.keys() and first
     for key in first:
         torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+
+
+def affect_mllm_command() -> list[str]:
+    """The `affect-mllm` console script of this interpreter's environment (or `python -m affect_mllm.cli`)."""
+    script = Path(sys.executable).with_name("affect-mllm")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "affect_mllm.cli"]

@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from process_helpers import affect_mllm_command
 
 from inference.serve import stop_server
 
@@ -84,8 +84,7 @@ def _copy_media(synthfacs_small: dict[str, Path], clips: dict[str, Path], media_
 
 
 def _serve_command(tiny_sft: dict[str, Path], port: int, media_root: Path) -> list[str]:
-    script = Path(sys.executable).with_name("affect-mllm")
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "affect_mllm.cli"]
+    launcher = affect_mllm_command()
     return [
         *launcher,
         "serve",

@@ -8,9 +8,8 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
-from pathlib import Path
 
+from process_helpers import affect_mllm_command
 from rich.console import Console
 
 from inference.chat import ChatSession, EngineChat, ServerChat, run_chat
@@ -87,8 +86,7 @@ def test_local_engine_chat(tiny_sft, clips):
 
 
 def test_chat_command_through_stdin(served):
-    script = Path(sys.executable).with_name("affect-mllm")
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "affect_mllm.cli"]
+    launcher = affect_mllm_command()
     command = [
         *launcher,
         "chat",

@@ -11,9 +11,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from process_helpers import affect_mllm_command
 
 from affect_mllm.jsonl import read_jsonl
 from affect_mllm.media import MediaError
@@ -32,11 +33,6 @@ from inference.predict import (
 pytest_plugins = ["server_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("affect-mllm")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "affect_mllm.cli"]
 
 
 def test_a_folder_of_clips_becomes_samples(tmp_path, clips):
@@ -119,7 +115,7 @@ def test_predict_killed_and_restarted_gives_one_prediction_per_clip(served, tmp_
 
     def predict(destination: Path, *extra: str) -> list[str]:
         return [
-            *_cli(),
+            *affect_mllm_command(),
             "predict",
             str(manifest.path),
             "--out",
@@ -168,7 +164,18 @@ def test_predict_killed_and_restarted_gives_one_prediction_per_clip(served, tmp_
         assert metrics["n_predicted"] == len(manifest) - 1, suffix
     report = tmp_path / "metrics.json"
     evaluated = subprocess.run(
-        [*_cli(), "evaluate", "--pred", str(out), "--gold", str(gold), "--json", str(report), "--bootstrap", "0"],
+        [
+            *affect_mllm_command(),
+            "evaluate",
+            "--pred",
+            str(out),
+            "--gold",
+            str(gold),
+            "--json",
+            str(report),
+            "--bootstrap",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
