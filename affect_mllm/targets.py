@@ -84,21 +84,16 @@ def perception_rationale(aus: dict[int, float], voice: dict[str, str] | None) ->
     return " ".join(parts)
 
 
-def sample_perception_rationale(sample: Sample, with_voice: bool = True) -> str | None:
-    """The perception rationale of a labelled sample: its present AUs and, where recorded, its voice attributes.
-
-    None when the sample has no AU labels (nothing to ground the rationale in).
-    """
+def sample_perception_rationale(sample: Sample, with_voice: bool = True) -> str:
+    """The perception rationale of a labelled sample: its present AUs and, where recorded, its voice attributes."""
     from affect_mllm.schema import AU_PRESENCE_THRESHOLD
 
-    if sample.aus is None:
-        return None
-    present = {a.au: a.intensity for a in sample.aus if a.intensity >= AU_PRESENCE_THRESHOLD}
+    present = {a.au: a.intensity for a in sample.aus or () if a.intensity >= AU_PRESENCE_THRESHOLD}
     voice = (sample.source or {}).get("voice") if with_voice else None
     return perception_rationale(present, voice)
 
 
 def perception_target(sample: Sample, with_voice: bool = True) -> str:
     """The AU-recognition answer with a perception-only rationale, for pretraining the tiny bases."""
-    return render_answer(AnswerFields(rationale=sample_perception_rationale(sample, with_voice) or "",
+    return render_answer(AnswerFields(rationale=sample_perception_rationale(sample, with_voice),
                                       aus=tuple(sorted(sample.au_set() or ()))))

@@ -109,8 +109,9 @@ class MediaChatCollator:
         return media
 
     def rationale(self, sample: Sample) -> str | None:
-        """The <think> text to train on (None: the sample's reference rationale)."""
-        if self.rationale_style == "perception":
+        """The <think> text to train on (None: the sample's reference rationale, also for a sample without AU labels
+        under the perception style: there is nothing to ground a perception rationale in)."""
+        if self.rationale_style == "perception" and sample.aus is not None:
             return sample_perception_rationale(sample, with_voice=self.spec.has_audio)
         return None
 
