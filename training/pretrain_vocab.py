@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-ENCODER_PREFIXES = ("visual", "audio_tower")  # kept frozen: this stage is about words, not perception
 
 
 @dataclass
@@ -107,6 +107,7 @@ def run_vocab_warmup(args: VocabArguments, argv: list[str]) -> Path:
     from affect_mllm.lexicon import all_surface_words
     from affect_mllm.models.registry import load_model_and_processor
     from affect_mllm.models.tiny import save_omni
+    from training.lora import ENCODER_MODULES
     from training.pretrain_eval import evaluate_perception, make_eval_sets
     from training.pretrain_loop import card_markdown
 
@@ -117,7 +118,7 @@ def run_vocab_warmup(args: VocabArguments, argv: list[str]) -> Path:
     model, processor, spec = load_model_and_processor(str(folder), dtype="float32")
     trained = []
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = not name.startswith(ENCODER_PREFIXES)
+        parameter.requires_grad = re.fullmatch(ENCODER_MODULES, name) is None  # words, not perception
         if parameter.requires_grad:
             trained.append(parameter)
     optimizer = torch.optim.AdamW(trained, lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
