@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,9 +41,8 @@ def adapter_rank(adapter_dir: str | Path) -> int:
     return max([int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
 
 
-def max_lora_rank(adapter_dirs: Sequence[str | Path]) -> int:
-    """The smallest rank vLLM allows that fits every adapter."""
-    needed = max(adapter_rank(d) for d in adapter_dirs)
+def fitting_lora_rank(needed: int) -> int:
+    """The smallest `max_lora_rank` vLLM allows that fits an adapter of rank `needed`."""
     fitting = [rank for rank in VLLM_LORA_RANKS if rank >= needed]
     if not fitting:
         raise ValueError(f"LoRA rank {needed} exceeds vLLM's largest ({VLLM_LORA_RANKS[-1]})")
@@ -50,14 +50,16 @@ def max_lora_rank(adapter_dirs: Sequence[str | Path]) -> int:
 
 
 def vllm_engine_args(spec: ModelSpec, *, dtype: str = "float32", adapter_dirs: Sequence[str | Path] = (),
-                     max_model_len: int = 4096, max_num_seqs: int = 8, kv_cache_gib: float | None = None,
-                     enforce_eager: bool = True, allow_images: bool = False, seed: int = 0) -> dict:
+                     runtime_lora_rank: int | None = None, max_model_len: int = 4096, max_num_seqs: int = 8,
+                     kv_cache_gib: float | None = None, enforce_eager: bool = True, allow_images: bool = False,
+                     seed: int = 0) -> dict:
     """Keyword arguments for `vllm.LLM` that reproduce training's inputs for this model.
 
     Args:
         spec: the model (its source folder/hub id, media settings, whether it hears audio).
         dtype: float32 for parity with HF on CPU; bfloat16 on GPUs.
         adapter_dirs: adapters to serve (sizes the LoRA slots).
+        runtime_lora_rank: reserve one more LoRA slot, of this rank, for adapters loaded later (`load_adapter`).
         max_model_len: prompt + completion tokens.
         max_num_seqs: sequences decoded together.
         kv_cache_gib: KV cache size; None leaves vLLM's default (GPU memory fraction, or VLLM_CPU_KVCACHE_SPACE).
@@ -73,11 +75,13 @@ def vllm_engine_args(spec: ModelSpec, *, dtype: str = "float32", adapter_dirs: S
     args = dict(model=spec.source, dtype=dtype, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
                 enforce_eager=enforce_eager, limit_mm_per_prompt=limits, seed=seed,
                 mm_processor_kwargs=processor_media_kwargs(spec))
-    if adapter_dirs:
+    if adapter_dirs or runtime_lora_rank:
         # One LoRA slot more than adapters, left empty: vLLM's CPU LoRA ops gather the weights of no-LoRA tokens
         # with index -1, i.e. the last slot, so with every slot filled a base request batched next to a LoRA
         # request silently gets that adapter (seen here; vllm-project/vllm PR #48421). The empty slot is zeros.
-        args.update(enable_lora=True, max_lora_rank=max_lora_rank(adapter_dirs), max_loras=len(adapter_dirs) + 1)
+        ranks = [adapter_rank(d) for d in adapter_dirs] + ([runtime_lora_rank] if runtime_lora_rank else [])
+        slots = len(adapter_dirs) + (1 if runtime_lora_rank else 0)
+        args.update(enable_lora=True, max_lora_rank=fitting_lora_rank(max(ranks)), max_loras=slots + 1)
     if kv_cache_gib is not None:
         args["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
     return args
@@ -87,7 +91,8 @@ class VLLMEngine:
     """Generation with `vllm.LLM.generate`; one engine per process, reused across calls."""
 
     def __init__(self, model: str, adapters: Mapping[str, str] | None = None, dtype: str = "float32",
-                 max_model_len: int = 4096, max_num_seqs: int = 8, kv_cache_gib: float | None = None,
+                 runtime_lora_rank: int | None = None, max_model_len: int = 4096, max_num_seqs: int = 8,
+                 kv_cache_gib: float | None = None,
                  enforce_eager: bool = True, allow_images: bool = False, seed: int = 0, **llm_options) -> None:
         """Start the engine (about 15-40 s on 2 CPU cores).
 
@@ -111,9 +116,33 @@ class VLLMEngine:
         self.adapter_names = tuple(self.adapter_dirs)
         self._lora_requests = self._make_lora_requests()
         args = vllm_engine_args(self.spec, dtype=dtype, adapter_dirs=list(self.adapter_dirs.values()),
+                                runtime_lora_rank=runtime_lora_rank,
                                 max_model_len=max_model_len, max_num_seqs=max_num_seqs, kv_cache_gib=kv_cache_gib,
                                 enforce_eager=enforce_eager, allow_images=allow_images, seed=seed)
         self.llm = LLM(**{**args, **llm_options})
+
+    def load_adapter(self, name: str, adapter_dir: str | Path) -> None:
+        """Serve `adapter_dir` as `name` from the next request on, replacing an adapter of that name (e.g. the GRPO
+        policy after an update). Needs a free slot: start the engine with `runtime_lora_rank`.
+
+        vLLM keys its adapter cache by id and its prefix-cache blocks by adapter name and path, so each load gets
+        a new id, name and folder: no request can be served from the replaced weights' cache.
+        """
+        from vllm.lora.request import LoRARequest
+
+        number = max([0, *(r.lora_int_id for r in self._lora_requests.values())]) + 1
+        folder = self._servable(f"{name}.{number}", str(adapter_dir))
+        if folder == Path(adapter_dir):  # not exported: a copy the engine owns, so the caller may delete theirs
+            folder = Path(shutil.copytree(adapter_dir, Path(self._workdir.name) / f"{name}.{number}"))
+        old = self._lora_requests.pop(name, None)
+        if old is not None:
+            self.llm.llm_engine.remove_lora(old.lora_int_id)
+            if Path(old.lora_path).is_relative_to(self._workdir.name):  # never a folder the caller gave at start
+                shutil.rmtree(old.lora_path, ignore_errors=True)
+        self._lora_requests[name] = LoRARequest(f"{name}.{number}", number, str(folder))
+        self.llm.llm_engine.add_lora(self._lora_requests[name])
+        self.adapter_dirs[name] = folder
+        self.adapter_names = tuple(self._lora_requests)
 
     def _servable(self, name: str, adapter_dir: str) -> Path:
         """The adapter folder vLLM will apply.

@@ -136,3 +136,6 @@ class AffectGRPOConfig(GRPOConfig):
         default=False, metadata={"help": "Check data, num_generations vs batch sizes and memory; train nothing."})
     report_to: list[str] | str = field(default_factory=lambda: ["tensorboard"], metadata={"help": "Loggers."})
     save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})
+    vllm_kv_cache_gib: float = field(
+        default=1.0, metadata={"help": "KV cache of the colocated vLLM engine on CPU (GiB); on GPUs "
+                                       "vllm_gpu_memory_utilization sizes it."})

@@ -10,7 +10,8 @@
 
 Starts from the SFT adapter (`adapter_path`, continued) or a fresh LoRA; rewards are the registered functions named
 in the recipe with TRL's `reward_weights`, the same names and weights the synthesis filter uses. Rollouts go
-through the inference engine (HF generate on the current weights). Why a compact trainer of our own rather than
+through the inference engine: HF generate on the live weights, or with `use_vllm: true` a colocated vLLM engine
+whose LoRA is reloaded after each update (`training/rollouts.py`). Why a compact trainer of our own rather than
 TRL's GRPOTrainer: see `training/grpo_trainer.py`.
 """
 
@@ -61,34 +62,32 @@ def make_conversation_builder(collator):
     return build
 
 
-def hf_engine_factory(model, processor, spec):
-    """Rollouts on the current weights through the HF backend of the inference engine."""
-    from inference.hf_engine import HFEngine
-
-    return HFEngine(model=model, processor=processor, spec=spec)
-
-
 def main(argv: list[str] | None = None) -> Path | None:
     """Run GRPO; return the output folder (None for a dry run)."""
     from training.common import last_checkpoint, setup_logging
     from training.preflight import preflight
+    from training.rollouts import rollout_source
 
     argv = list(sys.argv[1:] if argv is None else argv)
     data_args, model_args, reward_args, config = parse_args(argv)
     setup_logging(config.process_index == 0)
     check_group_layout(config)
+    rollouts = rollout_source(config, model_args)  # refuses unsupported modes before any weight is loaded
     if config.dry_run:
         preflight(data_args, model_args, config, stage="grpo", num_generations=config.num_generations)
         return None
-    trainer = build_trainer(data_args, model_args, reward_args, config)
-    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))
+    trainer = build_trainer(data_args, model_args, reward_args, config, rollouts)
+    try:
+        trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))
+    finally:
+        rollouts.close()  # a colocated vLLM engine runs in its own process
     from training.sft import finish
 
     return finish(trainer, config, argv, stage="grpo")
 
 
-def build_trainer(data_args, model_args, reward_args, config):
-    """Policy (SFT adapter continued, or a new LoRA), prompts, rewards -> a ready MediaGRPOTrainer."""
+def build_trainer(data_args, model_args, reward_args, config, rollouts):
+    """Policy (SFT adapter continued, or a new LoRA), prompts, rewards, rollout source -> a ready MediaGRPOTrainer."""
     from transformers import set_seed
 
     from affect_mllm.models.registry import load_model_and_processor
@@ -113,7 +112,7 @@ def build_trainer(data_args, model_args, reward_args, config):
     collator = MediaChatCollator(processor, spec, cache_clips=data_args.media_cache_clips)
     rewards = get_reward_funcs(reward_args.reward_funcs, reward_args.reward_kwargs)
     return MediaGRPOTrainer(model=model, args=config, train_dataset=train, processor=processor, spec=spec,
-                            reward_funcs=rewards, engine_factory=hf_engine_factory,
+                            reward_funcs=rewards, engine_factory=rollouts,
                             conversation_builder=make_conversation_builder(collator))
 
 

@@ -128,7 +128,7 @@ class MediaGRPOTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        engine = self.engine_factory(model, self.processing_class, self.spec)
+        engine = self.engine_factory(model, self.processing_class, self.spec, self.state.global_step)
         base_seed = self.args.seed * 1_000_003 + self.state.global_step * 1009 + self.accelerator.process_index * 97
         requests = [GenerationRequest(conversation, seed=base_seed + i)
                     for i, conversation in enumerate(conversations)]
