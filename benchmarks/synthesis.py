@@ -23,10 +23,10 @@ measure nothing; `--seed_rationales reference` keeps the prose for larger models
    - seed_plus_synth:  seed + the same pool, the kept clips carrying their synthetic rationales;
    both train on the same labels, so the difference is what the rationales add.
 4. Each arm answers the held-out clips greedily (au_reasoning prompt): emotion-wheel F (project wheels, level 1)
-   of the answered emotion against the open-vocabulary labels, AU F1 (mean per-AU) of the answer's AUs, and
-   rationale grounding (share of the AUs cited in <think> that the labels hold; null when no answer cites one);
-   beside them the rationale's AU F1 (cited AUs against the labels), the share of answers whose rationale cites an
-   AU, and the format rate.
+   of the answered emotion against the open-vocabulary labels, AU F1 (mean per-AU) of the AUs the rationale cites
+   (as benchmarks/learning.py measures it: what a rationale teaches), and rationale grounding (share of the AUs
+   cited in <think> that the labels hold; null when no answer cites one); beside them the AU F1 of the answer's
+   `aus:` field, the share of answers whose rationale cites an AU, and the format rate.
 5. Grounding of the kept candidates against all (unfiltered) candidates of the synthesis round.
 The last line is JSON: {"seed_plus_labels": {"wheel_f", "au_f1", "grounding"}, "seed_plus_synth": {...},
 "grounding_kept", "grounding_unfiltered"}.
@@ -190,9 +190,9 @@ def evaluate_arm(base: str, adapter: Path, heldout: Manifest, backend: str, max_
             [list(a.emotion_words) for a in answers],
             project_wheels(),
         )["f"],
-        "au_f1": au_f1(gold_aus, [set(a.fields.aus or ()) for a in answers])["mean_f1"],
+        "au_f1": au_f1(gold_aus, [set(a.rationale_aus) for a in answers])["mean_f1"],
         "grounding": grounding([set(a.rationale_aus) for a in answers], gold_aus),
-        "rationale_au_f1": au_f1(gold_aus, [set(a.rationale_aus) for a in answers])["mean_f1"],
+        "answer_au_f1": au_f1(gold_aus, [set(a.fields.aus or ()) for a in answers])["mean_f1"],
         "cites_aus": sum(bool(a.rationale_aus) for a in answers) / len(answers),
         "format_rate": sum(a.well_formed.all for a in answers) / len(answers),
     }

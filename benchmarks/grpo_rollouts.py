@@ -1,0 +1,89 @@
+"""GRPO rollouts from the HF engine vs a colocated vLLM engine: seconds per step and rewards, same run otherwise.
+
+Run: .venv/bin/python benchmarks/grpo_rollouts.py [--steps 10]      (about 10 minutes on 2 CPU cores)
+
+1. SynthFACS train clips (level 2) and a short LoRA SFT of `tiny-omni-base` (recipes/tiny-omni/sft.yaml): the
+   policy GRPO starts from (an untrained policy rarely writes the answer grammar: every reward would be flat).
+2. GRPO from that adapter through recipes/tiny-omni/grpo.yaml twice, the same seed and steps: `use_vllm: false`
+   (HF generate on the live model) and `use_vllm: true` (vLLM engine, the LoRA reloaded after each update).
+Seconds per step come from the trainer's own `train_runtime` (vLLM's start-up is inside it, amortised over the
+run) and, steady, from the times the steps' completion files were written (the first step, with the engine start,
+left out). The two runs sample different tokens (each engine has its own random streams), so their rewards agree only
+in trend. The last line is JSON: {"hf_s_per_step", "vllm_s_per_step", "speedup", "hf_steady_s_per_step",
+"vllm_steady_s_per_step", "steady_speedup", "hf_reward", "vllm_reward"}, rewards as (first, last) logged means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(module: str, args: list[str]) -> None:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{proc.stderr[-4000:]}")
+
+
+def grpo_figures(output_dir: Path, steps: int) -> dict:
+    """Seconds per step and first/last logged mean reward of a finished GRPO run."""
+    history = json.loads((output_dir / f"checkpoint-{steps}" / "trainer_state.json").read_text())["log_history"]
+    rewards = [row["reward"] for row in history if "reward" in row]
+    runtime = json.loads((output_dir / "run_card.json").read_text())["metrics"]["train_runtime"]
+    # each step's completions file is written right after its rollout: the time between the first and the last
+    # is the steady per-step cost, without the vLLM engine's start (in the first step)
+    written = sorted(f.stat().st_mtime for f in (output_dir / "completions").glob("step_*.jsonl"))
+    steady = (written[-1] - written[0]) / (len(written) - 1)
+    return {"s_per_step": runtime / steps, "steady_s_per_step": steady, "reward": (rewards[0], rewards[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="GRPO steps per run")
+    parser.add_argument("--sft_steps", type=int, default=150)
+    parser.add_argument("--clips", type=int, default=320)
+    parser.add_argument("--keep", type=Path, default=None, help="keep everything in this folder")
+    args = parser.parse_args()
+    from affect_mllm.synthfacs.generate import generate_synthfacs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        train = generate_synthfacs(work / "data", args.clips, seed=3, split="train", difficulty=2)
+        common = ["--model_name_or_path", "tiny-omni-base", "--train_manifest", str(train), "--report_to", "none"]
+        sft = work / "sft"
+        if not (sft / "adapter_model.safetensors").is_file():
+            run("training.sft", ["--config", "recipes/tiny-omni/sft.yaml", *common, "--output_dir", str(sft),
+                                 "--max_steps", str(args.sft_steps), "--eval_manifest", "", "--save_steps", "100000"])
+        figures = {}
+        for mode in ("hf", "vllm"):
+            out = work / f"grpo-{mode}"
+            if not (out / "run_card.json").is_file():
+                run("training.grpo", ["--config", "recipes/tiny-omni/grpo.yaml", *common, "--adapter_path", str(sft),
+                                      "--output_dir", str(out), "--max_steps", str(args.steps), "--logging_steps",
+                                      "1", "--save_steps", "100000", "--use_vllm", str(mode == "vllm").lower()])
+            figures[mode] = grpo_figures(out, args.steps)
+            print(f"{mode:5s} rollouts: {figures[mode]['s_per_step']:.1f} s/step "
+                  f"({figures[mode]['steady_s_per_step']:.1f} after the first), mean reward "
+                  f"{figures[mode]['reward'][0]:.3f} -> {figures[mode]['reward'][1]:.3f}", flush=True)
+    print(json.dumps({
+        "hf_s_per_step": round(figures["hf"]["s_per_step"], 2),
+        "vllm_s_per_step": round(figures["vllm"]["s_per_step"], 2),
+        "speedup": round(figures["hf"]["s_per_step"] / figures["vllm"]["s_per_step"], 2),
+        "hf_steady_s_per_step": round(figures["hf"]["steady_s_per_step"], 2),
+        "vllm_steady_s_per_step": round(figures["vllm"]["steady_s_per_step"], 2),
+        "steady_speedup": round(figures["hf"]["steady_s_per_step"] / figures["vllm"]["steady_s_per_step"], 2),
+        "hf_reward": [round(r, 3) for r in figures["hf"]["reward"]],
+        "vllm_reward": [round(r, 3) for r in figures["vllm"]["reward"]],
+    }))
+
+
+if __name__ == "__main__":
+    main()
