@@ -35,7 +35,7 @@ tiny-base: $(STAMP)
 
 # Speed, memory and learning figures; each script ends with one JSON line.
 bench: $(STAMP)
-	for script in media synthfacs rewards learnability serving learning synthesis; do \
+	for script in media synthfacs rewards learnability serving learning grpo_rollouts synthesis; do \
 		$(BIN)/python benchmarks/$$script.py || exit 1; done
 
 style: $(STAMP)

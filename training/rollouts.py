@@ -127,6 +127,9 @@ def rollout_source(config, model_args):
                          "syncs weights over NCCL, on GPUs only)")
     import torch
 
+    if config.world_size > 1:
+        logger.warning("vLLM rollouts with %d processes are untested: each rank starts its own engine (memory x%d)",
+                       config.world_size, config.world_size)
     on_gpu = torch.cuda.is_available() and not config.use_cpu
     return VLLMRollouts(model_args.model_name_or_path, dtype=model_args.dtype,
                         max_model_len=config.vllm_max_model_length or 4096,
