@@ -29,6 +29,31 @@ def test_copy_answers_parse_to_the_listed_words():
     assert kinds == {"emotions", "emotion", "aus"}
 
 
+def test_two_field_copies_parse_to_both_fields():
+    rng, words = random.Random(1), sorted(all_surface_words())
+    kinds = set()
+    for _ in range(100):
+        question, answer = copy_conversation(rng, words, list(CATEGORIES), two_field_share=1.0)
+        parsed = parse_answer(answer)
+        assert parsed.well_formed.all, answer
+        listed_words, listed_aus = question.split(": ", 1)[1].rstrip(".").split("; ")
+        assert ", ".join(f"AU{au}" for au in parsed.fields.aus) == listed_aus
+        if "as `emotion` and" in question:
+            assert parsed.fields.emotion == listed_words
+        else:
+            assert ", ".join(parsed.fields.emotions) == listed_words
+        kinds.add(question.split("`")[1])
+    assert kinds == {"emotion", "emotions"}
+
+
+def test_share_zero_keeps_the_committed_bases_draws():
+    words = sorted(all_surface_words())
+    plain, zero = random.Random(3), random.Random(3)
+    for _ in range(50):
+        categories = list(CATEGORIES)
+        assert copy_conversation(plain, words, categories) == copy_conversation(zero, words, categories, 0.0)
+
+
 def test_vocab_recipes_parse_and_name_a_committed_base():
     from pathlib import Path
 

@@ -49,12 +49,20 @@ class VocabArguments:
     eval_dir: str = field(default="runs/pretrain-eval", metadata={"help": "Held-out clips (as pretraining made)."})
     rehearsal_batch: int = field(default=8, metadata={"help": "Perception clips rehearsed per step."})
     rehearsal_level: int = field(default=2, metadata={"help": "SynthFACS difficulty of the rehearsed clips."})
+    two_field_share: float = field(
+        default=0.0, metadata={"help": "Share of copy tasks with two fields (emotion or emotions, then aus). 0 "
+                                       "rebuilds the committed bases; they never wrote `emotion: X; aus: ...` "
+                                       "(0 AU F1 in au_reasoning answers after SFT), 0.5 taught it in a trial."})
 
 
-def copy_conversation(rng: random.Random, words: list[str], categories: list[str]) -> tuple[str, str]:
-    """(user text, assistant answer): copy a list of words, one category, or AU numbers, in the answer grammar."""
+def copy_conversation(rng: random.Random, words: list[str], categories: list[str],
+                      two_field_share: float = 0.0) -> tuple[str, str]:
+    """(user text, assistant answer): copy a list of words, one category, or AU numbers, in the answer grammar;
+    with `two_field_share`, sometimes an emotion (or words) and AU numbers in one answer."""
     from affect_mllm.answer import AnswerFields, render_answer
 
+    if two_field_share and rng.random() < two_field_share:  # no draw at 0: the committed bases' stream stays
+        return two_field_conversation(rng, words, categories)
     kind = rng.choice(("emotions", "emotion", "aus"))
     if kind == "emotions":
         chosen = tuple(dict.fromkeys(rng.sample(words, rng.randint(1, 5))))
@@ -73,14 +81,33 @@ def copy_conversation(rng: random.Random, words: list[str], categories: list[str
     return f"Write back, in the answer format, as `{kind}`: {listed}.", render_answer(fields)
 
 
-def copy_batch(processor, spec, rng: random.Random, n: int, words: list[str], categories: list[str]):
+def two_field_conversation(rng: random.Random, words: list[str], categories: list[str]) -> tuple[str, str]:
+    """(user text, answer) with two fields, as au_reasoning answers: `emotion: X; aus: ...` (or `emotions:`)."""
+    from affect_mllm.answer import AnswerFields, render_answer
+    from affect_mllm.knowledge import all_aus
+
+    aus = tuple(sorted(rng.sample(list(all_aus()), rng.randint(1, 4))))
+    listed_aus = ", ".join(f"AU{au}" for au in aus)
+    if rng.random() < 0.5:
+        word = rng.choice(categories)
+        fields = AnswerFields(rationale="The fields to write back.", emotion=word, aus=aus)
+        question = f"Write back, in the answer format, as `emotion` and `aus`: {word}; {listed_aus}."
+        return question, render_answer(fields)
+    chosen = tuple(dict.fromkeys(rng.sample(words, rng.randint(1, 4))))
+    fields = AnswerFields(rationale="The fields to write back.", emotions=chosen, aus=aus)
+    question = f"Write back, in the answer format, as `emotions` and `aus`: {', '.join(chosen)}; {listed_aus}."
+    return question, render_answer(fields)
+
+
+def copy_batch(processor, spec, rng: random.Random, n: int, words: list[str], categories: list[str],
+               two_field_share: float = 0.0):
     """A text-only training batch (labels on the answer and the end token)."""
     from affect_mllm.media import SampleMedia
     from affect_mllm.models.inputs import Conversation, build_messages, encode_for_training
 
     conversations, answers = [], []
     for _ in range(n):
-        question, answer = copy_conversation(rng, words, categories)
+        question, answer = copy_conversation(rng, words, categories, two_field_share)
         media = SampleMedia()
         conversations.append(Conversation(build_messages(media, question, spec), media))
         answers.append(answer)
@@ -129,7 +156,7 @@ def run_vocab_warmup(args: VocabArguments, argv: list[str]) -> Path:
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = args.learning_rate * min(1.0, (step + 1) / max(args.warmup_steps, 1))
-        batch = copy_batch(processor, spec, rng, args.batch_size, words, categories)
+        batch = copy_batch(processor, spec, rng, args.batch_size, words, categories, args.two_field_share)
         loss = model(**batch, use_cache=False).loss
         if args.rehearsal_batch:
             rehearsal = rehearsal_batch(processor, spec, args, card["arguments"]["data_seed"], step)
