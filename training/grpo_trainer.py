@@ -90,7 +90,7 @@ class MediaGRPOTrainer(Trainer):
         if len(weights) != len(self.reward_funcs):
             raise ValueError(f"{len(weights)} reward_weights for {len(self.reward_funcs)} reward functions")
         self.reward_weights = torch.tensor(weights, dtype=torch.float32)
-        self.engine_factory = engine_factory
+        self.engine_factory = engine_factory  # (model, processor, spec, step) -> Engine: training/rollouts.py
         self.conversation_builder = conversation_builder
         self.loss_settings = loss_settings(args)
         self.loss_is_scaled_for_ga = True  # compute_loss scales for accumulation itself, as TRL does
