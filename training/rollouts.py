@@ -11,7 +11,7 @@ LoRA kernels serving uses (so rollouts see what the served model will), and vllm
 separate process where the driver worker's model is out of reach. A policy with trainable weights outside the
 LoRA (modules_to_save, unfrozen encoders) cannot be synced this way and is refused.
 
-Run here: 1 CPU process (tests/test_grpo.py). Untested: several processes (each rank would start its own
+Run here: 1 CPU process (tests/test_grpo_vllm.py). Untested: several processes (each rank would start its own
 engine), GPUs, vllm_mode="server" (refused: TRL's server mode syncs weights over NCCL, GPU only).
 """
 
@@ -75,11 +75,6 @@ class VLLMRollouts:
         self.synced_step: int | None = None
 
     def __call__(self, model, processor, spec, step: int):
-        if self.engine is None:
-            check_lora_only(model)
-            from inference.vllm_engine import VLLMEngine
-
-            self.engine = VLLMEngine(self.model_name, runtime_lora_rank=policy_lora_rank(model), **self.options)
         if step != self.synced_step:
             self.sync(model)
             self.synced_step = step
@@ -87,9 +82,16 @@ class VLLMRollouts:
         return AdapterBoundEngine(self.engine, POLICY_ADAPTER)
 
     def sync(self, model) -> None:
-        """Write the live policy's adapter and load it into the engine (it copies or exports what it serves)."""
+        """Write the live policy's adapter and load it into the engine (it copies or exports what it serves); the
+        first sync starts the engine, its LoRA slot sized by the written adapter's rank."""
+        from inference.vllm_engine import VLLMEngine, adapter_rank
+
+        if self.engine is None:
+            check_lora_only(model)
         with tempfile.TemporaryDirectory(prefix="affect-mllm-policy-") as folder:
             model.save_pretrained(folder)
+            if self.engine is None:
+                self.engine = VLLMEngine(self.model_name, runtime_lora_rank=adapter_rank(folder), **self.options)
             self.engine.load_adapter(POLICY_ADAPTER, Path(folder))
 
     def close(self) -> None:
@@ -110,12 +112,6 @@ def check_lora_only(model) -> None:
     if others:
         raise ValueError(f"vLLM rollouts sync only LoRA weights, but {len(others)} other parameters train "
                          f"(e.g. {others[0]}): set use_vllm false for HF rollouts on the live weights")
-
-
-def policy_lora_rank(model) -> int:
-    """The largest rank of the policy's LoRA (its `r`, or a larger one in `rank_pattern`): sizes vLLM's slot."""
-    config = model.peft_config[model.active_adapter]
-    return max([int(config.r), *(int(r) for r in (config.rank_pattern or {}).values())])
 
 
 def rollout_source(config, model_args):
