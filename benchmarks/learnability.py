@@ -1,6 +1,6 @@
 """Are SynthFACS labels in the pixels and the sound? Linear probes per difficulty level, against shuffled labels.
 
-Run: .venv/bin/python benchmarks/learnability.py [--train 1200 --test 400 --workers 2]   (about 25 min on 2 cores)
+Run: .venv/bin/python benchmarks/learnability.py [--train 1200 --test 400 --workers 2]   (about 31 min on 2 cores)
 
 For each difficulty level 0-4 a train and a test split are generated (disjoint identities; conflict share 0, so
 that the voice-only row measures what the voice carries, not the conflict rule), decoded through the media
@@ -61,47 +61,40 @@ PROBED_AUS = tuple(sorted(set().union(*(profile.aus for profile in FACE_PROFILES
 SETTINGS = MediaSettings()
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
-    small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (PROBE_SIDE, PROBE_SIDE), interpolation=cv2.INTER_AREA)
+def _grey(frame: np.ndarray, side: int) -> np.ndarray:
+    small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32) / 255.0
 
 
-def _redness(frame: np.ndarray) -> np.ndarray:
+def _redness(frame: np.ndarray, side: int) -> np.ndarray:
     """Red minus green, where lips, mouth and blush stand out from skin of any tone."""
     red = np.clip(frame[..., 0].astype(np.float32) - frame[..., 1], 0.0, 255.0)
-    return cv2.resize(red, (PROBE_SIDE, PROBE_SIDE), interpolation=cv2.INTER_AREA) / 255.0
+    return cv2.resize(red, (side, side), interpolation=cv2.INTER_AREA) / 255.0
+
+
+def apex_channels(frames: np.ndarray, side: int) -> tuple[np.ndarray, ...]:
+    """Apex (the frame most unlike the neutral first one) at `side` px: grey, its change, redness, its change."""
+    grey = np.stack([_grey(frame, side) for frame in frames])
+    apex = int(np.argmax(np.abs(grey - grey[0]).mean(axis=(1, 2))))
+    red_apex = _redness(frames[apex], side)
+    return grey[apex], grey[apex] - grey[0], red_apex, red_apex - _redness(frames[0], side)
 
 
 def face_features(frames: np.ndarray) -> np.ndarray:
-    """Apex (the frame most unlike the neutral first one) and its change from the first frame, grey and redness.
+    """The linear probes' face input: the apex channels at 40 px and the left-right asymmetry of each change.
 
-    The left-right asymmetry of each change, |d - mirror(d)|, lets a linear probe see a one-sided expression
-    (contempt's AU12 + AU14) whichever side it is on.
+    The asymmetry, |d - mirror(d)|, lets a linear probe see a one-sided expression (contempt's AU12 + AU14)
+    whichever side it is on.
     """
-    grey = np.stack([_grey(frame) for frame in frames])
-    apex = int(np.argmax(np.abs(grey - grey[0]).mean(axis=(1, 2))))
-    red_apex = _redness(frames[apex])
-    grey_change, red_change = grey[apex] - grey[0], red_apex - _redness(frames[0])
-    blocks = (grey[apex], grey_change, red_apex, red_change, np.abs(grey_change - grey_change[:, ::-1]),
+    grey_apex, grey_change, red_apex, red_change = apex_channels(frames, PROBE_SIDE)
+    blocks = (grey_apex, grey_change, red_apex, red_change, np.abs(grey_change - grey_change[:, ::-1]),
               np.abs(red_change - red_change[:, ::-1]))
     return np.concatenate([block.ravel() for block in blocks])
 
 
 def face_images(frames: np.ndarray) -> np.ndarray:
-    """The CNN's input: apex grey, its change from the first frame, apex redness and its change (4 x 64 x 64)."""
-    def grey(frame):
-        small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (CNN_SIDE, CNN_SIDE), interpolation=cv2.INTER_AREA)
-        return small.astype(np.float32) / 255.0
-
-    def redness(frame):
-        red = np.clip(frame[..., 0].astype(np.float32) - frame[..., 1], 0.0, 255.0)
-        return cv2.resize(red, (CNN_SIDE, CNN_SIDE), interpolation=cv2.INTER_AREA) / 255.0
-
-    greys = np.stack([grey(frame) for frame in frames])
-    apex = int(np.argmax(np.abs(greys - greys[0]).mean(axis=(1, 2))))
-    red_apex = redness(frames[apex])
-    channels = (greys[apex], greys[apex] - greys[0], red_apex, red_apex - redness(frames[0]))
-    return np.stack(channels).astype(np.float16)
+    """The CNN's input: the apex channels at 64 px (4 x 64 x 64)."""
+    return np.stack(apex_channels(frames, CNN_SIDE)).astype(np.float16)
 
 
 def _pitch_track(frames: np.ndarray, voiced: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """What do synthesized rationales add over the pool's labels? Two SFT arms on the same seed set and the same pool.
 
-Run: .venv/bin/python benchmarks/synthesis.py                 (full size: about 35 minutes on 2 CPU cores)
+Run: .venv/bin/python benchmarks/synthesis.py                 (full size: about 26 minutes on 2 CPU cores)
      .venv/bin/python benchmarks/synthesis.py --quick         (smoke run: a few minutes; the figures mean nothing)
      .venv/bin/python benchmarks/synthesis.py --base tiny-omni-base --keep runs/bench-synthesis
 
