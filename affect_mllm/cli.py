@@ -1,24 +1,45 @@
-"""The `affect-mllm` command line: verbs only.
+"""The `affect-mllm` command line: every verb, listed in one table.
 
-Each capability registers its own sub-commands through the `affect_mllm.commands` entry-point group
-(see pyproject.toml): an entry point names a `register(app)` function that adds commands to the Typer app.
-So the library never imports `training/`, `inference/` or `data_synthesis/`, and no single file is
-everyone's bottleneck. Registration modules import nothing heavy; commands import their work lazily.
+`COMMANDS` is the one place that names every capability's commands: each row is a verb (or command group) and the
+`module:register` function that adds it to the Typer app. Rows name modules by string and are imported when the app
+is built, so importing the library never imports `training/`, `inference/` or `data_synthesis/` (arrows point one
+way); only this entry point, the top of the program, reaches them. Registration modules import nothing heavy;
+commands import their work when they run. A new verb is one new row here (no plugin entry points: a checkout that
+was not re-installed still shows every verb).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
-from importlib.metadata import entry_points
 
 import typer
 
-ENTRY_POINT_GROUP = "affect_mllm.commands"
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("doctor", "affect_mllm.doctor:register"),
+    ("media", "affect_mllm.media_cli:register"),
+    ("data", "affect_mllm.data_cli:register"),
+    ("data-convert", "affect_mllm.adapters.cli:register"),
+    ("tiny-model", "affect_mllm.models.cli:register"),
+    ("train", "training.cli:register"),
+    ("export", "training.export:register"),
+    ("evaluate", "affect_mllm.evaluate_cli:register"),
+    ("serve", "inference.cli:register_serve"),
+    ("chat", "inference.cli:register_chat"),
+    ("predict", "inference.cli:register_predict"),
+    ("synthesize", "data_synthesis.cli:register"),
+    ("demo", "data_synthesis.demo:register"),
+)
+
+
+def _load(target: str):
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def build_app() -> typer.Typer:
-    """Create the Typer app with every registered command group."""
+    """Create the Typer app with every command of `COMMANDS`."""
     app = typer.Typer(
         name="affect-mllm",
         help="Teach video+audio LLMs to recognise emotions and explain them.",
@@ -26,8 +47,8 @@ def build_app() -> typer.Typer:
         pretty_exceptions_show_locals=False,
         add_completion=False,
     )
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        entry.load()(app)
+    for _verb, target in COMMANDS:
+        _load(target)(app)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `serve`, `chat` and `predict` commands (registered through the `affect_mllm.commands` entry points).
+"""The `serve`, `chat` and `predict` commands (rows of the command table in affect_mllm/cli.py).
 
 Registration imports nothing heavy; each command imports its work when it runs.
 """
