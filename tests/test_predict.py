@@ -108,7 +108,7 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, timeout: 
 
 
 def test_predict_killed_and_restarted_gives_one_prediction_per_clip(served, tmp_path):
-    from affect_mllm.evaluate_cli import run_evaluation
+    from affect_mllm.evaluation import evaluate_files
 
     manifest = _manifest_with_broken_clip(served.val_manifest, tmp_path, served.media_root)
     out = tmp_path / "pred.jsonl"
@@ -160,7 +160,7 @@ def test_predict_killed_and_restarted_gives_one_prediction_per_clip(served, tmp_
         )
         assert other.returncode == 0 and "0 new" in other.stdout, other.stderr[-2000:]
     for suffix in ("csv", "npz"):
-        metrics = run_evaluation(tmp_path / f"pred-openset.{suffix}", gold, n_resamples=0)
+        metrics = evaluate_files(tmp_path / f"pred-openset.{suffix}", gold, n_resamples=0)
         assert metrics["n_predicted"] == len(manifest) - 1, suffix
     report = tmp_path / "metrics.json"
     evaluated = subprocess.run(
