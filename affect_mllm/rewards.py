@@ -27,8 +27,9 @@ from affect_mllm.knowledge import CATEGORIES, au_support, voice_claim_agreement,
 from affect_mllm.lexicon import project_wheels
 from affect_mllm.metrics.au import sample_au_f1
 from affect_mllm.metrics.categorical import category_of, first_category
+from affect_mllm.metrics.wheel import sample_wheel_f
 from affect_mllm.schema import AU_PRESENCE_THRESHOLD, LABEL_FIELDS, AUIntensity, present_aus
-from affect_mllm.wheels import LEVELS, EmotionWheels, parse_label_list, sample_wheel_f
+from affect_mllm.wheels import LEVELS, EmotionWheels, parse_label_list
 
 LENGTH_PENALTIES = ("none", "inverse", "ratio", "log")
 AU_SOURCES = ("rationale", "answer")

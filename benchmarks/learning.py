@@ -118,8 +118,8 @@ def evaluate(engine, manifest_path: Path, adapter: str | None, batch: int = 16) 
     from affect_mllm.lexicon import project_wheels
     from affect_mllm.metrics.au import au_f1
     from affect_mllm.metrics.categorical import first_category
+    from affect_mllm.metrics.wheel import wheel_scores
     from affect_mllm.schema import read_manifest
-    from affect_mllm.wheels import wheel_scores
     from inference.engine import SamplingSettings, request_from_sample
 
     manifest = read_manifest(manifest_path)

@@ -174,7 +174,7 @@ def evaluate_arm(base: str, adapter: Path, heldout: Manifest, backend: str, max_
     """Greedy answers on the held-out clips -> wheel F, AU F1 and rationale grounding."""
     from affect_mllm.lexicon import project_wheels
     from affect_mllm.metrics import au_f1, grounding
-    from affect_mllm.wheels import wheel_scores
+    from affect_mllm.metrics.wheel import wheel_scores
     from inference.engine import SamplingSettings, load_engine, request_from_sample
 
     engine = load_engine(base, backend=backend, adapters={"arm": str(adapter)})

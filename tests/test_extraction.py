@@ -9,14 +9,12 @@ exercised without any network or model.
 
 from __future__ import annotations
 
-import doctest
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from affect_mllm import extraction as extraction_module
 from affect_mllm.extraction import (
     ExtractionError,
     LexiconExtractor,
@@ -26,10 +24,6 @@ from affect_mllm.extraction import (
     parse_label_reply,
 )
 from affect_mllm.predictions import LabelRecord
-
-
-def test_doctests_pass():
-    assert doctest.testmod(extraction_module).failed == 0
 
 
 @pytest.mark.parametrize(("text", "expected"), [

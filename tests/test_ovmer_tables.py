@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from affect_mllm.metrics.wheel import wheel_scores
 from affect_mllm.ovmer_tables import ENV_VAR, OvmerTablesError, load_ovmer_tables, resolve_tables_dir
-from affect_mllm.wheels import map_word, wheel_scores
+from affect_mllm.wheels import map_word
 
-OFFICIAL_TABLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ovmer_emotion_wheel"
+pytest_plugins = ["ovmer_tables_fixtures"]
 
 # wheel1: " Fair " is stored lower-cased and stripped; blank cells repeat the cell above.
 WHEEL1_ROWS = [
@@ -234,26 +235,19 @@ def test_npz_with_a_malformed_table_is_named(tmp_path):
         load_ovmer_tables(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def official_dir() -> Path:
-    if not OFFICIAL_TABLES_DIR.is_dir():
-        pytest.skip(f"official OV-MER tables not found at {OFFICIAL_TABLES_DIR}")
-    return OFFICIAL_TABLES_DIR
-
-
-def test_official_npz_and_rebuild_are_identical(official_dir):
-    from_npz = load_ovmer_tables(official_dir)
-    rebuilt = load_ovmer_tables(official_dir, rebuild=True)
+def test_official_npz_and_rebuild_are_identical(official_tables_dir):
+    from_npz = load_ovmer_tables(official_tables_dir)
+    rebuilt = load_ovmer_tables(official_tables_dir, rebuild=True)
     assert from_npz is not rebuilt
     assert from_npz == rebuilt
     # Sizes documented in the tables' README.
     assert (len(rebuilt.format_mapping), len(rebuilt.raw_mapping), len(rebuilt.wheel_map)) == (7356, 1255, 5)
 
 
-def test_official_rebuild_matches_the_shipped_npz_entry_by_entry(official_dir):
-    with np.load(official_dir / "wheel_mapping.npz", allow_pickle=True) as archive:
+def test_official_rebuild_matches_the_shipped_npz_entry_by_entry(official_tables_dir):
+    with np.load(official_tables_dir / "wheel_mapping.npz", allow_pickle=True) as archive:
         shipped = {key: archive[key].item() for key in archive.files}
-    rebuilt = load_ovmer_tables(official_dir, rebuild=True)
+    rebuilt = load_ovmer_tables(official_tables_dir, rebuild=True)
     # format lists match exactly, order and repeats included; key order too.
     assert [(form, list(bases)) for form, bases in rebuilt.format_mapping.items()] == list(
         shipped["format_mapping"].items()

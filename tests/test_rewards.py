@@ -8,16 +8,13 @@ skipped, with the folder named, otherwise.
 
 from __future__ import annotations
 
-import doctest
 import math
 import pickle
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affect_mllm import rewards as rewards_module
 from affect_mllm.rewards import (
     REWARDS,
     au_f1_reward,
@@ -33,7 +30,7 @@ from affect_mllm.rewards import (
     score_completions,
 )
 
-OFFICIAL_TABLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ovmer_emotion_wheel"
+pytest_plugins = ["ovmer_tables_fixtures"]
 TOL = 1e-12
 GARBAGE = ["", "happyhappyhappy", "<think>", "</answer><answer>", "<think>x</think><answer>", "\x00\x01",
            "<answer>emotion: ; aus: AU; valence: nan</answer>", "<think><think>a</think></think><answer>b</answer>"]
@@ -45,11 +42,6 @@ RANGES = {"format_reward": (0.0, 1.0), "emotion_accuracy_reward": (0.0, 1.0), "e
 
 def answer(rationale: str, body: str) -> str:
     return f"<think>{rationale}</think><answer>{body}</answer>"
-
-
-def test_doctests_pass():
-    result = doctest.testmod(rewards_module)
-    assert result.failed == 0 and result.attempted >= 10
 
 
 def test_registry_keys_are_the_function_names_and_each_reward_is_documented():
@@ -182,12 +174,10 @@ def test_length_penalty_never_touches_short_lists():
     assert label_length_penalty(1, 3, "log") == 0.0  # log(1) = 0: any padding of a one-word gold
 
 
-def test_emotion_wheel_f1_reward_on_official_tables():
-    if not OFFICIAL_TABLES_DIR.is_dir():
-        pytest.skip(f"official OV-MER tables not found at {OFFICIAL_TABLES_DIR}")
+def test_emotion_wheel_f1_reward_on_official_tables(official_tables_dir):
     # README case: gold [happy, relieved], pred [joyful] -> P = R = 1 on every wheel at level1.
     func = get_reward_funcs(["emotion_wheel_f1_reward"],
-                            {"emotion_wheel_f1_reward": {"ovmer_tables": str(OFFICIAL_TABLES_DIR)}})[0]
+                            {"emotion_wheel_f1_reward": {"ovmer_tables": str(official_tables_dir)}})[0]
     assert func([answer("r", "[joyful]")], emotions=["[happy, relieved]"]) == [1.0]
 
 
@@ -336,17 +326,14 @@ def test_perfect_answer_scores_one_on_the_project_wheels(words):
 
 
 @pytest.fixture(scope="module")
-def official_reward_and_words():
-    if not OFFICIAL_TABLES_DIR.is_dir():
-        pytest.skip(f"official OV-MER tables not found at {OFFICIAL_TABLES_DIR}")
-    from affect_mllm.ovmer_tables import load_ovmer_tables
+def official_reward_and_words(official_tables_dir, official):
     from affect_mllm.wheels import map_word
 
-    tables = load_ovmer_tables(OFFICIAL_TABLES_DIR)
+    tables = official
     # Drawn at run time from the loaded tables; nothing of the tables is stored in this file.
     known = sorted(w for w in tables.format_mapping if any(map_word(w, tables, x) for x in tables.wheel_map))
     func = get_reward_funcs(["emotion_wheel_f1_reward"],
-                            {"emotion_wheel_f1_reward": {"ovmer_tables": str(OFFICIAL_TABLES_DIR)}})[0]
+                            {"emotion_wheel_f1_reward": {"ovmer_tables": str(official_tables_dir)}})[0]
     return func, known
 
 

@@ -9,25 +9,16 @@ skipped, with the folder named, when it does not. No word list of the official t
 
 from __future__ import annotations
 
-import doctest
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affect_mllm import wheels as wheels_module
-from affect_mllm.wheels import (
-    EmotionWheels,
-    hit_rate,
-    map_word,
-    parse_label_list,
-    sample_wheel_f,
-    wheel_scores,
-)
+from affect_mllm.metrics.wheel import hit_rate, sample_wheel_f, wheel_scores
+from affect_mllm.wheels import EmotionWheels, map_word, parse_label_list
 
-OFFICIAL_TABLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ovmer_emotion_wheel"
+pytest_plugins = ["ovmer_tables_fixtures"]
 TOL = 1e-12
 
 
@@ -57,21 +48,6 @@ def _toy_wheels() -> EmotionWheels:
 
 
 TOY = _toy_wheels()
-
-
-@pytest.fixture(scope="module")
-def official():
-    if not OFFICIAL_TABLES_DIR.is_dir():
-        pytest.skip(f"official OV-MER tables not found at {OFFICIAL_TABLES_DIR}")
-    from affect_mllm.ovmer_tables import load_ovmer_tables
-
-    return load_ovmer_tables(OFFICIAL_TABLES_DIR)
-
-
-def test_docstring_examples_run():
-    failures, attempted = doctest.testmod(wheels_module)
-    assert attempted > 0
-    assert failures == 0
 
 
 @pytest.mark.parametrize(

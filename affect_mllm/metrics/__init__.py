@@ -4,8 +4,8 @@
 - `au`: per-sample and per-AU F1 (one formula), intensity MAE / ICC(3,1), rationale grounding.
 - `agreement`: Lin's CCC (valence/arousal) and ICC(3,1).
 - `text`: ROUGE-L F on word tokens.
-- `wheel`: per-sample tables of the OV-MER emotion-wheel metric and hit rate, for resampling (the metric itself
-  is `affect_mllm.wheels`).
+- `wheel`: the OV-MER emotion-wheel metric, its per-sample variant and the hit rate, with per-sample tables for
+  resampling (the wheels and the mapping of words onto them are `affect_mllm.wheels`).
 - `bootstrap`: seeded percentile intervals.
 - `corpus`: every metric a corpus's labels allow (what `affect-mllm evaluate` reports).
 
@@ -23,7 +23,7 @@ from affect_mllm.metrics.categorical import (
     sentiment_scores,
 )
 from affect_mllm.metrics.text import rouge_l
-from affect_mllm.wheels import hit_rate, sample_wheel_f, wheel_scores
+from affect_mllm.metrics.wheel import hit_rate, sample_wheel_f, wheel_scores
 
 __all__ = [
     "au_f1", "bootstrap_ci", "categorical_scores", "category_of", "ccc", "f1_from_counts", "first_category",

@@ -43,10 +43,10 @@ from affect_mllm.metrics.categorical import (
     sentiment_scores,
 )
 from affect_mllm.metrics.text import rouge_l
-from affect_mllm.metrics.wheel import WheelTable, hit_table, wheel_table
+from affect_mllm.metrics.wheel import WheelTable, hit_rate, hit_table, wheel_scores, wheel_table
 from affect_mllm.predictions import LabelRecord
 from affect_mllm.schema import AU_PRESENCE_THRESHOLD
-from affect_mllm.wheels import LEVELS, EmotionWheels, hit_rate, parse_label_list, wheel_scores
+from affect_mllm.wheels import LEVELS, EmotionWheels, parse_label_list
 
 Records = Sequence[LabelRecord]
 
