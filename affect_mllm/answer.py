@@ -15,14 +15,18 @@ Fields appear in that order, each at most once; the task decides which are prese
     <think>Calm face, steady voice.</think><answer>valence: 0.10; arousal: -0.40</answer>
 
 The parser never raises on model output. A bare answer without field names (`<answer>happy, relieved</answer>`,
-as AffectGPT-R1 models write) is read as the `emotions` field. AUs cited in the rationale and AUs given in the
-answer are kept apart: rewards check the first against the labels, AU recognition scores the second.
+as AffectGPT-R1 models write) is read as the `emotions` field. An emotion WORD is one to four words of letters
+(hyphens and apostrophes allowed); anything else in an emotion field (rationale text such as "inner brows raised
+(AU4)", digits, brackets) is kept as written but makes the answer malformed (`well_formed.fields` is False).
+AUs cited in the rationale and AUs given in the answer are kept apart: rewards check the first against the
+labels, AU recognition scores the second.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -36,6 +40,8 @@ AU_NAMES_FOR_VOCABULARY = tuple(f"AU{n}" for n in range(1, 47))
 _AU_PATTERN = re.compile(r"\bAU\s?(\d{1,2})([A-E])?\b")
 _FIELD_PATTERN = re.compile(r"^\s*(emotions?|aus|valence|arousal)\s*:\s*(.*?)\s*$", re.IGNORECASE | re.DOTALL)
 _BLOCK = re.compile(r"<(think|answer)>(.*?)</\1>", re.DOTALL)
+_WORD_TOKEN = re.compile(r"(?=.*[^\W\d_])(?:[^\W\d_]|['’-])+")  # letters, hyphens, apostrophes; one letter at least
+MAX_TOKENS_PER_EMOTION = 4  # "on edge", "at ease", "sick and tired": longer is a sentence, not a label
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,17 @@ def _split_list(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words if w))
 
 
+def is_emotion_word(word: str) -> bool:
+    """Whether an emotion-field item is a label (one to four words of letters), not a sentence or a citation.
+
+    Example:
+        >>> is_emotion_word("happy"), is_emotion_word("at ease"), is_emotion_word("inner brows raised (au4")
+        (True, True, False)
+    """
+    tokens = word.split()
+    return 0 < len(tokens) <= MAX_TOKENS_PER_EMOTION and all(_WORD_TOKEN.fullmatch(t) for t in tokens)
+
+
 def _parse_number(value: str) -> float | None:
     try:
         number = float(value.strip())
@@ -149,7 +166,7 @@ def _parse_body(body: str) -> tuple[dict, bool]:
                 ok = False
                 continue
             values["emotions"] = _split_list(body)  # a bare label list
-            return values, True
+            return values, all(map(is_emotion_word, values["emotions"]))
         name, value = match.group(1).lower(), match.group(2)
         if name in values:
             ok = False
@@ -157,9 +174,10 @@ def _parse_body(body: str) -> tuple[dict, bool]:
         if name == "emotion":
             words = _split_list(value)
             values[name] = words[0] if words else None
-            ok = ok and len(words) == 1
+            ok = ok and len(words) == 1 and is_emotion_word(words[0])
         elif name == "emotions":
             values[name] = _split_list(value)
+            ok = ok and all(map(is_emotion_word, values[name]))
         elif name == "aus":
             numbers, _ = cited_aus(value)
             values[name] = numbers
@@ -192,6 +210,20 @@ def parse_answer(text: str) -> ParsedAnswer:
     well = WellFormed(think=len(thinks) == 1 and bool(rationale), answer=len(answers) == 1, order=order,
                       fields=fields_ok)
     return ParsedAnswer(fields=fields, rationale_aus=aus, rationale_au_intensity=letters, well_formed=well, raw=text)
+
+
+def gives_fields(parsed: ParsedAnswer, fields: Sequence[str] | None = None) -> bool:
+    """Whether the answer gives a value for every field in `fields`; None: whether it names an emotion at all.
+
+    Example:
+        >>> p = parse_answer("<think>Frown (AU4).</think><answer>emotion: angry</answer>")
+        >>> gives_fields(p), gives_fields(p, ("emotion",)), gives_fields(p, ("emotion", "aus"))
+        (True, True, False)
+    """
+    if fields is None:
+        return bool(parsed.emotion_words)
+    values = asdict(parsed.fields)
+    return all(values[name] not in (None, ()) for name in fields)
 
 
 def answer_to_json(parsed: ParsedAnswer) -> dict:

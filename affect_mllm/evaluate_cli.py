@@ -1,7 +1,8 @@
 """`affect-mllm evaluate`: score predictions against gold labels and write OUT.json (and a report).
 
     affect-mllm evaluate --pred PRED --gold GOLD [--ovmer-tables DIR] --json OUT.json [--report DIR]
-                         [--extractor lexicon|llm] [--llm-base-url URL --llm-model NAME]
+                         [--extractor lexicon|llm] [--llm-base-url URL --llm-model NAME] [--task TASK]
+                         [--group-by KEY]
 
 PRED and GOLD may be project JSONL, the official ``name,openset`` CSV or an ``*-openset.npz``. The official
 OV-MER figures (``ovmer_level1``/``ovmer_level2``) are written only when the official tables are used
@@ -34,21 +35,30 @@ def register(app) -> None:
         llm_cache: Path = typer.Option(None, "--llm-cache", help="JSONL cache of LLM extractions (llm extractor)."),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95 % CIs."),
         seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+        task: str = typer.Option(
+            None, "--task", help="Prompt task the predictions answer: its fields are the format rule "
+                                 "(default: the answer names an emotion)."),
+        group_by: str = typer.Option(
+            None, "--group-by", help="Gold JSONL key (dotted, e.g. source.difficulty or emotion): metrics per group."),
     ) -> None:
         """Score PRED against GOLD: OV-MER wheel F, categorical, sentiment, AU, V/A and rationale metrics."""
         from affect_mllm.evaluation import EXTRACTORS, evaluate_files, write_outputs
         from affect_mllm.extraction import ExtractionError
         from affect_mllm.ovmer_tables import OvmerTablesError
         from affect_mllm.predictions import PredictionFileError
+        from affect_mllm.prompts import TASK_FIELDS
 
         if extractor not in EXTRACTORS:
             raise typer.BadParameter(f"must be one of {EXTRACTORS}", param_hint="--extractor")
+        if task is not None and task not in TASK_FIELDS:
+            raise typer.BadParameter(f"must be one of {tuple(TASK_FIELDS)}", param_hint="--task")
         if extractor == "llm" and not (llm_base_url and llm_model):
             raise typer.BadParameter("the llm extractor needs --llm-base-url and --llm-model",
                                      param_hint="--extractor")
         try:
             metrics = evaluate_files(pred, gold, tables_dir=ovmer_tables, extractor=extractor,
-                                     llm=(llm_base_url, llm_model, llm_cache), n_resamples=bootstrap, seed=seed)
+                                     llm=(llm_base_url, llm_model, llm_cache), n_resamples=bootstrap, seed=seed,
+                                     task=task, group_by=group_by)
         except (PredictionFileError, OvmerTablesError, ExtractionError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -69,4 +79,8 @@ def _echo_summary(metrics: dict[str, Any], json_out: Path, report: Path | None) 
         ci = "" if not interval else f"  95% CI [{interval[0]:.4f}, {interval[1]:.4f}]"
         shown = "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
         typer.echo(f"  {label}: {shown}{ci}")
+    for name, group in metrics.get("by_group", {}).items():
+        figures = ", ".join(f"{label} {value:.4f}" for label, value, _ in headline_rows(group)
+                            if value is not None and not math.isnan(value))
+        typer.echo(f"  [{name}] n={group['n_samples']}: {figures}")
     typer.echo(f"metrics -> {json_out}" + (f"; report -> {report}" if report is not None else ""))

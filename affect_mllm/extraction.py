@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from affect_mllm.answer import ANSWER_OPEN
 from affect_mllm.jsonl import AppendLog
 from affect_mllm.lexicon import load_lexicon, normalize_word
 from affect_mllm.predictions import LabelRecord
@@ -207,11 +208,23 @@ class LLMExtractor:
 
 
 def needs_extraction(record: LabelRecord) -> bool:
-    """A prediction with no emotion field at all but text (a raw completion or a rationale) to read labels from.
+    """A prediction with no emotion field but free text (a raw completion or a rationale) to read labels from.
 
-    An answer whose emotion field is present but empty stays empty: the model answered nothing.
+    An answer whose emotion field is present but empty stays empty, and so does a completion with an <answer>
+    block that gives no emotion field (e.g. AUs only): the model answered, and named no emotion. Its rationale is
+    not read for one.
+
+    Example:
+        >>> needs_extraction(LabelRecord("a", raw="She smiles; she looks happy."))
+        True
+        >>> needs_extraction(LabelRecord("a", raw="<think>Smile (AU12).</think><answer>aus: AU12</answer>"))
+        False
     """
-    return record.emotion is None and record.emotions is None and bool(record.raw or record.rationale)
+    if record.emotion is not None or record.emotions is not None:
+        return False
+    if record.raw is not None and ANSWER_OPEN in record.raw:
+        return False
+    return bool(record.raw or record.rationale)
 
 
 def fill_emotions(records: Sequence[LabelRecord], extractor: Extractor) -> tuple[list[LabelRecord], int]:

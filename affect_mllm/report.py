@@ -27,9 +27,10 @@ HEADLINE_FIGURES = [
     ("categorical", "macro_f1", "macro F1"), ("categorical", "weighted_f1", "weighted F1"),
     ("sentiment", "weighted_f1", "sentiment weighted F1"), ("sentiment", "accuracy", "sentiment accuracy"),
     ("valence_arousal", "valence_ccc", "valence CCC"), ("valence_arousal", "arousal_ccc", "arousal CCC"),
-    ("au", "mean_f1", "AU mean F1"), ("au_intensity", "mae", "AU intensity MAE"),
-    ("au_intensity", "icc", "AU intensity ICC(3,1)"), ("rationale", "grounding", "rationale AU grounding"),
-    ("rationale", "rouge_l", "rationale ROUGE-L F"),
+    ("au", "mean_f1", "AU mean F1 (answer field)"), ("au_intensity", "mae", "AU intensity MAE"),
+    ("au_intensity", "icc", "AU intensity ICC(3,1)"), ("rationale", "au_f1", "AU mean F1 (rationale citations)"),
+    ("rationale", "grounding", "rationale AU grounding"), ("rationale", "rouge_l", "rationale ROUGE-L F"),
+    ("format", "rate", "format rate"),
 ]
 
 
@@ -83,14 +84,31 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
         for wheel, scores in metrics[name]["per_wheel"].items():
             lines.append(f"| {wheel} | {_number(scores['f'])} | {_number(scores['precision'])} | "
                          f"{_number(scores['recall'])} | {scores['n_samples']} | {scores['n_skipped']} |")
-    if "au" in metrics:
-        lines += ["", f"## AU F1 (AUs from the {metrics['au'].get('source')})", "", "| AU | F1 |", "|---|---|"]
-        lines += [f"| AU{au} | {_number(f1)} |" for au, f1 in metrics["au"]["per_au"].items()]
+    series = _au_series(metrics)
+    if series:
+        lines += ["", "## AU F1", "", "| AU | " + " | ".join(series) + " |", "|---|" + "---|" * len(series)]
+        aus = next(iter(series.values()))
+        lines += [f"| AU{au} | " + " | ".join(_number(values.get(au)) for values in series.values()) + " |"
+                  for au in aus]
+    if "format" in metrics:
+        faults = ", ".join(f"{name} {count}" for name, count in metrics["format"]["faults"].items())
+        lines += ["", "## Answer format", "", f"Fields asked: {metrics['format']['fields_asked']}. "
+                  f"Samples failing each check: {faults}."]
     for name, filename in plots.items():
         lines += ["", f"## {name.replace('_', ' ')}", "", f"![{name}]({filename})"]
     if "provenance" in metrics:
         lines += ["", "## Provenance", "", "```json", _json_text(metrics["provenance"]), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _au_series(metrics: Mapping[str, Any]) -> dict[str, Mapping[Any, float]]:
+    """Per-AU F1 of the answer field and of the rationale's citations, where the metrics hold them."""
+    series = {}
+    if metrics.get("au", {}).get("per_au"):
+        series["answer field"] = metrics["au"]["per_au"]
+    if metrics.get("rationale", {}).get("au_per_au"):
+        series["rationale citations"] = metrics["rationale"]["au_per_au"]
+    return series
 
 
 def _json_text(value: Any) -> str:
@@ -132,16 +150,20 @@ def confusion_matrix_png(confusion: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def au_f1_png(per_au: Mapping[Any, float]) -> bytes:
-    """PNG of per-AU F1 bars."""
-    labels = [f"AU{au}" for au in per_au]
-    values = [0.0 if v is None or not math.isfinite(v) else v for v in per_au.values()]
-    figure = _figure(1.5 + 0.45 * len(labels), 3.0)
+def au_f1_png(series: Mapping[str, Mapping[Any, float]]) -> bytes:
+    """PNG of per-AU F1 bars, one bar per series (e.g. answer field, rationale citations) for each AU."""
+    aus = list(next(iter(series.values())))
+    width = 0.8 / len(series)
+    figure = _figure(1.5 + 0.45 * len(aus) * len(series), 3.0)
     axes = figure.add_subplot()
-    axes.bar(range(len(labels)), values, color="tab:blue")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    for k, (name, per_au) in enumerate(series.items()):
+        values = [per_au.get(au) for au in aus]
+        values = [0.0 if v is None or not math.isfinite(v) else v for v in values]
+        axes.bar([i + (k - (len(series) - 1) / 2) * width for i in range(len(aus))], values, width, label=name)
+    axes.set_xticks(range(len(aus)), [f"AU{au}" for au in aus], rotation=45, ha="right")
     axes.set_ylim(0.0, 1.0)
     axes.set_ylabel("F1")
+    axes.legend(fontsize="small")
     return _png(figure)
 
 
@@ -149,7 +171,7 @@ def write_report(metrics: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
     """Write report.json, report.md and the plots the metrics allow into `out_dir`.
 
     Args:
-        metrics: the evaluation result (e.g. from `metrics.corpus.evaluate_corpus`, plus provenance).
+        metrics: the evaluation result (`affect_mllm.evaluation.evaluate_files`).
         out_dir: destination folder (created).
 
     Returns:
@@ -163,9 +185,9 @@ def write_report(metrics: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
         paths["confusion_matrix"] = out_dir / "confusion_matrix.png"
         atomic_write_bytes(paths["confusion_matrix"], confusion_matrix_png(metrics["categorical"]["confusion_matrix"]))
         plots["confusion_matrix"] = paths["confusion_matrix"].name
-    if "au" in metrics and metrics["au"].get("per_au"):
+    if _au_series(metrics):
         paths["au_f1"] = out_dir / "au_f1.png"
-        atomic_write_bytes(paths["au_f1"], au_f1_png(metrics["au"]["per_au"]))
+        atomic_write_bytes(paths["au_f1"], au_f1_png(_au_series(metrics)))
         plots["au_f1"] = paths["au_f1"].name
     atomic_write_json(paths["json"], json_safe(metrics))
     atomic_write_text(paths["markdown"], render_markdown(metrics, plots))

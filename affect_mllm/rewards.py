@@ -130,7 +130,8 @@ def emotion_accuracy_reward(completions: Sequence[Any], *, emotion: Sequence[str
     out: list[float | None] = []
     for parsed, gold in zip(_parsed(completions), golds, strict=True):
         gold_category = category_of(None if gold is None else str(gold))
-        out.append(None if gold_category is None else float(first_category(parsed.emotion_words) == gold_category))
+        out.append(None if gold_category is None
+                   else float(first_category(parsed.emotion_words, {gold_category}) == gold_category))
     return out
 
 

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from affect_mllm.answer import AnswerFields, answer_to_json, cited_aus, parse_answer, render_answer
+from affect_mllm.answer import (
+    AnswerFields,
+    answer_to_json,
+    cited_aus,
+    gives_fields,
+    is_emotion_word,
+    parse_answer,
+    render_answer,
+)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +66,38 @@ def test_bad_fields_are_flagged_not_raised():
     assert parsed.fields.emotion == "happy" and not parsed.well_formed.fields
     parsed = parse_answer("<think>x</think><answer>valence: nan</answer>")
     assert parsed.fields.valence is None
+
+
+@pytest.mark.parametrize(("body", "emotions", "emotion"), [
+    # rationale leaked into the field: the comma splits "(AU4, AU1)" into two non-words, kept as written
+    ("emotions: inner brows raised (AU4, AU1)", ("inner brows raised (au4", "au1)"), None),
+    ("emotions: sad, brows pulled together and raised in the middle", ("sad", "brows pulled together and raised in "
+                                                                      "the middle"), None),
+    ("emotion: AU12", None, "au12"),
+    ("Cheeks raised (AU6) so she is happy", ("cheeks raised (au6) so she is happy",), None),  # a bare "list"
+])
+def test_rationale_text_in_an_emotion_field_is_malformed(body, emotions, emotion):
+    parsed = parse_answer(f"<think>Brows raised (AU1).</think><answer>{body}</answer>")
+    assert parsed.fields.emotions == emotions and parsed.fields.emotion == emotion
+    assert parsed.well_formed.think and parsed.well_formed.answer and parsed.well_formed.order
+    assert not parsed.well_formed.fields and not parsed.well_formed.all
+
+
+@pytest.mark.parametrize(("word", "ok"), [
+    ("happy", True), ("ill-at-ease", True), ("at ease", True), ("sick and tired of", True),
+    ("sick and tired of it", False), ("au4", False), ("(sad)", False), ("sad.", False), ("-", False), ("", False),
+])
+def test_emotion_word_rule(word, ok):
+    assert is_emotion_word(word) is ok
+
+
+def test_gives_fields_checks_the_task_fields():
+    au_answer = parse_answer("<think>Smile (AU12).</think><answer>aus: AU12</answer>")
+    assert not gives_fields(au_answer) and gives_fields(au_answer, ("aus",))
+    both = parse_answer("<think>Smile (AU12).</think><answer>emotion: happy; aus: AU12</answer>")
+    assert gives_fields(both, ("emotion", "aus")) and not gives_fields(both, ("emotions",))
+    empty = parse_answer("<think>x</think><answer>emotions: </answer>")
+    assert not gives_fields(empty) and not gives_fields(empty, ("emotions",))
 
 
 def test_cited_aus_ignores_lookalikes():

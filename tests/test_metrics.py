@@ -53,8 +53,25 @@ def test_category_of_normalises_case_forms_codes_and_keeps_unknown_words(word, e
 
 def test_first_category_prefers_the_first_word_the_lexicon_places():
     assert first_category(["meh", "furious", "sad"]) == "angry"
-    assert first_category(["meh"]) == "meh"
+    assert first_category(["meh"]) == "unmapped"  # words that name no class are never a class of their own
+    assert first_category(["Meh"], classes={"meh"}) == "meh"  # unless the corpus's gold has that class
     assert first_category([]) is None
+
+
+def test_unmapped_predictions_are_one_column_and_never_a_class():
+    # Gold happy, happy, sad, sad; predictions: right, rationale text, unknown word, no prediction.
+    gold = ["happy", "happy", "sad", "sad"]
+    pred = [first_category(w) for w in (["joyful"], ["inner brows raised (au4", "au1)"], ["stoked"], [])]
+    assert pred == ["happy", "unmapped", "unmapped", None]
+    s = categorical_scores(gold, pred)
+    assert s["confusion_matrix"] == {"labels": ["happy", "sad"], "columns": ["happy", "sad", "unmapped", "(none)"],
+                                     "matrix": [[1, 0, 1, 0], [0, 0, 1, 1]]}
+    # accuracy 1/4; UAR (1/2 + 0) / 2; F1 happy 2*1/(2+0+1) = 2/3, sad 0 -> macro 1/3; weighted (2/3*2 + 0)/4.
+    assert (s["accuracy"], s["uar"], s["n_unmapped"], s["n_no_prediction"]) == (0.25, 0.25, 2, 1)
+    assert abs(s["macro_f1"] - 1 / 3) < TOL and abs(s["weighted_f1"] - 1 / 3) < TOL
+    assert set(s["per_class"]) == {"happy", "sad"}
+    with pytest.raises(ValueError, match="unmapped"):
+        categorical_scores(["unmapped"], ["happy"])
 
 
 def test_categorical_hand_worked():
@@ -246,8 +263,8 @@ def test_metrics_are_invariant_to_sample_order(corpus, rng):
     shuffled_gold, shuffled_pred = [gold[i] for i in order], [pred[i] for i in order]
     assert abs(wheel_scores(gold, pred, project_wheels())["f"]
                - wheel_scores(shuffled_gold, shuffled_pred, project_wheels())["f"]) < TOL
-    gold_labels = [first_category(g) or "none" for g in gold]
-    pred_labels = [first_category(p) for p in pred]
+    gold_labels = [category_of(g[0]) if g else "none" for g in gold]
+    pred_labels = [first_category(p, set(gold_labels)) for p in pred]
     a = categorical_scores(gold_labels, pred_labels)
     b = categorical_scores([gold_labels[i] for i in order], [pred_labels[i] for i in order])
     assert all(abs(a[k] - b[k]) < TOL for k in ("accuracy", "uar", "macro_f1", "weighted_f1"))

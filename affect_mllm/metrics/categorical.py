@@ -1,18 +1,24 @@
 """Categorical emotion metrics (accuracy = WAR, UAR, macro/weighted F1, confusion matrix) and sentiment sets.
 
 Labels are compared after lexicon normalisation (`category_of`): any spelling, synonym or dataset code of an
-emotion becomes one of the project's categories; a word the lexicon does not know stays itself (lower-cased),
-so datasets with other label sets still score. A missing prediction (None) is always wrong and is no class.
-All scores come from one confusion-count matrix, so resampling (bootstrap) recomputes them cheaply.
+emotion becomes one of the project's categories; a gold word the lexicon does not know stays itself (lower-cased),
+so datasets with other label sets still score. A prediction names a class only through the lexicon or by being
+one of the corpus's gold classes (`first_category`): words that map to no class (free text, rationale leaked into
+the answer) are wrong and are counted in one `unmapped` column, never as a class named by their text. A missing
+prediction (None: no emotion word at all) is wrong too and has its own `(none)` column. Neither column is a
+class. All scores come from one confusion-count matrix, so resampling (bootstrap) recomputes them cheaply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from affect_mllm.lexicon import SENTIMENT_THRESHOLD, to_category, valence_arousal
+
+UNMAPPED = "unmapped"  # the column of predictions whose words name no class
+NO_PREDICTION = "(none)"  # the column of samples without any predicted emotion word
 
 
 def category_of(word: str | None) -> str | None:
@@ -34,47 +40,57 @@ def category_of(word: str | None) -> str | None:
     return (to_category(text) or text) if text else None
 
 
-def first_category(words: Sequence[str]) -> str | None:
-    """The category of the first word the lexicon places in a category, else of the first word at all.
+def first_category(words: Sequence[str], classes: Collection[str] = ()) -> str | None:
+    """The class a prediction names: that of its first word the lexicon places in a category or that is (after
+    `category_of`) one of `classes`; UNMAPPED when it has words but none names a class.
 
     Args:
         words: a prediction's emotion words, most salient first.
+        classes: the corpus's own classes (normalised gold labels), for datasets whose labels the lexicon lacks.
 
     Returns:
-        A category (or unknown word), or None when there are no words.
+        A category or one of `classes`, UNMAPPED, or None when there are no words.
 
     Example:
         >>> first_category(["meh", "Furious", "sad"]), first_category([])
         ('angry', None)
+        >>> first_category(["inner brows raised (au4", "au1)"]), first_category(["Stoked"], classes={"stoked"})
+        ('unmapped', 'stoked')
     """
     for word in words:
         category = to_category(word)
+        if category is None and category_of(word) in classes:
+            category = category_of(word)
         if category is not None:
             return category
-    return category_of(words[0]) if words else None
+    return UNMAPPED if words else None
+
+
+_EXTRA_COLUMNS = (UNMAPPED, NO_PREDICTION)  # after the K classes, in this order
 
 
 def _encode(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Sorted class list and integer codes; a None prediction gets code K (one extra column, never a class)."""
+    """Sorted class list and integer codes; UNMAPPED gets code K and None code K+1 (columns, never classes)."""
     if len(gold) != len(pred):
         raise ValueError(f"gold has {len(gold)} labels but pred has {len(pred)}")
-    if any(g is None for g in gold):
-        raise ValueError("gold labels must not be None (drop unlabelled samples first)")
-    labels = sorted(set(gold) | {p for p in pred if p is not None})
-    index = {label: i for i, label in enumerate(labels)}
+    if any(g is None or g == UNMAPPED for g in gold):
+        raise ValueError(f"gold labels must not be None or {UNMAPPED!r} (drop unlabelled samples first)")
+    labels = sorted(set(gold) | {p for p in pred if p is not None and p != UNMAPPED})
+    index = {label: i for i, label in enumerate(labels)} | {UNMAPPED: len(labels), None: len(labels) + 1}
     gold_codes = np.array([index[g] for g in gold], dtype=np.int64)
-    pred_codes = np.array([len(labels) if p is None else index[p] for p in pred], dtype=np.int64)
+    pred_codes = np.array([index[p] for p in pred], dtype=np.int64)
     return labels, gold_codes, pred_codes
 
 
 def _counts(gold_codes: np.ndarray, pred_codes: np.ndarray, n_labels: int) -> np.ndarray:
-    """Confusion counts, rows = gold class, columns = predicted class plus a last column for 'no prediction'."""
-    flat = np.bincount(gold_codes * (n_labels + 1) + pred_codes, minlength=n_labels * (n_labels + 1))
-    return flat.reshape(n_labels, n_labels + 1)
+    """Confusion counts, rows = gold class, columns = predicted class, then 'unmapped', then 'no prediction'."""
+    width = n_labels + len(_EXTRA_COLUMNS)
+    flat = np.bincount(gold_codes * width + pred_codes, minlength=n_labels * width)
+    return flat.reshape(n_labels, width)
 
 
 def scores_from_counts(counts: np.ndarray) -> dict:
-    """Accuracy, WAR, UAR and F1s from a confusion-count matrix (K x K+1, last column = no prediction).
+    """Accuracy, WAR, UAR and F1s from a confusion-count matrix (K x K+2: unmapped and no-prediction last).
 
     F1 per class is 2TP / (2TP + FP + FN) (scikit-learn's zero_division=0). Macro F1 averages over the classes
     that occur in the gold or the predictions of these counts; weighted F1 weights by gold support. UAR
@@ -113,30 +129,34 @@ def categorical_scores(gold: Sequence[str], pred: Sequence[str | None]) -> dict:
 
     Args:
         gold: normalised gold labels (see `category_of`), one per sample.
-        pred: normalised predictions, None where a sample has none.
+        pred: predicted classes (`first_category`): a class, UNMAPPED, or None where a sample has none.
 
     Returns:
         {"n", "accuracy", "war", "uar", "macro_f1", "weighted_f1", "per_class": {label: {"f1", "support"}},
-        "confusion_matrix": {"labels", "columns", "matrix"}}; the matrix has an extra "(none)" column only
-        when some prediction is missing. Scores are NaN for an empty corpus.
+        "n_unmapped", "n_no_prediction", "confusion_matrix": {"labels", "columns", "matrix"}}; the matrix has an
+        "unmapped" and a "(none)" column only when some prediction falls there. Scores are NaN for an empty corpus.
 
     Example:
-        >>> s = categorical_scores(["happy", "happy", "sad", "angry"], ["happy", "sad", "sad", None])
-        >>> s["accuracy"], s["uar"], round(s["macro_f1"], 4)  # UAR = (1/2 + 1 + 0) / 3
-        (0.5, 0.5, 0.4444)
+        >>> s = categorical_scores(["happy", "happy", "sad", "angry"], ["happy", "unmapped", "sad", None])
+        >>> s["accuracy"], s["uar"], round(s["macro_f1"], 4)  # UAR = (1/2 + 1 + 0) / 3; F1 2/3, 1, 0
+        (0.5, 0.5, 0.5556)
+        >>> s["confusion_matrix"]["columns"], s["confusion_matrix"]["matrix"][1]  # row happy
+        (['angry', 'happy', 'sad', 'unmapped', '(none)'], [0, 1, 0, 1, 0])
     """
     labels, gold_codes, pred_codes = _encode(gold, pred)
     counts = _counts(gold_codes, pred_codes, len(labels))
     scores = scores_from_counts(counts)
-    with_none = bool(counts[:, -1].sum())
-    matrix = counts if with_none else counts[:, :-1]
+    k = len(labels)
+    used = [j for j in range(k, counts.shape[1]) if counts[:, j].sum()]
     return {
         "n": len(gold),
         **{key: scores[key] for key in ("accuracy", "war", "uar", "macro_f1", "weighted_f1")},
         "per_class": {label: {"f1": float(scores["per_class_f1"][i]), "support": int(scores["support"][i])}
                       for i, label in enumerate(labels)},
-        "confusion_matrix": {"labels": labels, "columns": labels + (["(none)"] if with_none else []),
-                             "matrix": matrix.tolist()},
+        "n_unmapped": int(counts[:, k].sum()),
+        "n_no_prediction": int(counts[:, k + 1].sum()),
+        "confusion_matrix": {"labels": labels, "columns": labels + [_EXTRA_COLUMNS[j - k] for j in used],
+                             "matrix": counts[:, list(range(k)) + used].tolist()},
     }
 
 

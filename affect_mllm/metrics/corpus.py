@@ -2,13 +2,22 @@
 
 Each section runs on the samples whose gold has the label it needs, and a missing prediction counts as an
 empty one (it never drops a sample from the denominator):
-- open vocabulary (gold ``emotions``): the emotion-wheel F/P/R at level 1 and 2, under ``ovmer_level*`` on the
-  official tables and under ``wheel_level*`` on the project's wheels (never mixed up);
+- open vocabulary: the emotion-wheel F/P/R at level 1 and 2, under ``ovmer_level*`` on the official tables and
+  under ``wheel_level*`` on the project's wheels (never mixed up). The gold set is the sample's ``emotions``
+  (its open-vocabulary labels) and nothing else: a sample with only a categorical ``emotion`` is one-hot gold,
+  which MER-UniBench scores by hit rate, so it is not turned into a one-word open set here;
 - one-hot gold (``emotion``): MER-UniBench hit rate (``ovmer_hit_rate`` / ``wheel_hit_rate``) and categorical
-  accuracy (= WAR), UAR, macro/weighted F1 and the confusion matrix;
+  accuracy (= WAR, the "emotion accuracy" of the benchmarks), UAR, macro/weighted F1 and the confusion matrix,
+  whose ``unmapped`` column holds predictions whose words name no class (`categorical.first_category`);
 - gold ``valence``: MER-UniBench sentiment (binary weighted F1, accuracy) and, with predicted values, CCC;
-- gold ``aus``: per-AU and mean F1, intensity MAE/ICC where predictions carry intensities, rationale grounding;
-- gold ``rationale``: ROUGE-L F of the predicted rationales.
+- gold ``aus``: per-AU and mean F1 of the AUs the answer's ``aus`` field gives (``au``; a prediction without the
+  field names no AU), intensity MAE/ICC where predictions carry intensities;
+- the rationale: grounding of its cited AUs in the AU labels and their per-AU F1 (gold ``aus``), ROUGE-L F
+  against a reference rationale (gold ``rationale``);
+- the answer format (predictions that keep their ``raw`` completion): the share of samples whose completion
+  follows the grammar exactly (`answer.WellFormed.all`: an emotion field holding rationale text fails) and gives
+  the fields asked for (`answer.gives_fields`: every field of the task, or by default an emotion word). A missing
+  prediction, or one without ``raw``, does not follow it.
 
 Each ``*_section(gold, pred, ...)`` takes the aligned gold records and predictions (missing ones already
 replaced by empty records) and returns its figures, or {} when the labels do not allow them.
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from affect_mllm.answer import gives_fields, parse_answer
 from affect_mllm.knowledge import intensity_from_letter
 from affect_mllm.metrics.agreement import ccc
 from affect_mllm.metrics.au import (
@@ -67,7 +77,8 @@ class BootstrapSettings:
 def evaluate_corpus(gold: Sequence[LabelRecord], pred: Sequence[LabelRecord | None], *,
                     project: EmotionWheels, official: EmotionWheels | None = None,
                     bootstrap: BootstrapSettings = BootstrapSettings(),
-                    presence_threshold: float = AU_PRESENCE_THRESHOLD) -> dict:
+                    presence_threshold: float = AU_PRESENCE_THRESHOLD,
+                    answer_fields: Sequence[str] | None = None) -> dict:
     """Compute every metric the gold labels allow.
 
     Args:
@@ -77,6 +88,7 @@ def evaluate_corpus(gold: Sequence[LabelRecord], pred: Sequence[LabelRecord | No
         official: the official OV-MER tables, or None (then no ``ovmer_*`` key is written).
         bootstrap: interval settings.
         presence_threshold: AU intensity at which an AU counts as present.
+        answer_fields: the fields the prompt asked for (format rule), or None for "names an emotion".
 
     Returns:
         A JSON-ready dict (NaN where a figure is undefined); each headline figure has a ``ci95`` interval.
@@ -96,6 +108,7 @@ def evaluate_corpus(gold: Sequence[LabelRecord], pred: Sequence[LabelRecord | No
         "au": au_section(gold, filled, bootstrap, presence_threshold),
         "au_intensity": au_intensity_section(gold, filled, bootstrap),
         "rationale": rationale_section(gold, filled, bootstrap, presence_threshold),
+        "format": format_section(filled, bootstrap, answer_fields),
     }
     result.update({name: section for name, section in sections.items() if section})
     return result
@@ -149,7 +162,8 @@ def categorical_section(gold: Records, pred: Records, bootstrap: BootstrapSettin
     if not rows:
         return {}
     gold_labels = [category_of(gold[i].emotion) for i in rows]
-    pred_labels = [first_category(pred[i].emotion_words) for i in rows]
+    classes = set(gold_labels)
+    pred_labels = [first_category(pred[i].emotion_words, classes) for i in rows]
     scores = categorical_scores(gold_labels, pred_labels)
     scores["ci95"] = {key: bootstrap.interval(categorical_statistic(gold_labels, pred_labels, key), len(rows))
                       for key in ("accuracy", "uar", "macro_f1", "weighted_f1")}
@@ -187,28 +201,29 @@ def valence_arousal_section(gold: Records, pred: Records, bootstrap: BootstrapSe
     return out
 
 
-def _predicted_au_sets(pred: Records, rows: list[int], threshold: float) -> tuple[list[set[int]], str]:
-    """AU sets from the answer's ``aus`` when any prediction gives them, else from the rationale citations."""
-    if any(pred[i].aus is not None for i in rows):
-        return [pred[i].au_set(threshold) or set() for i in rows], "answer"
-    return [set(pred[i].rationale_aus) for i in rows], "rationale"
-
-
-def au_section(gold: Records, pred: Records, bootstrap: BootstrapSettings, threshold: float) -> dict:
-    """Per-AU and mean F1 on gold ``aus`` (AUs: those present in some gold sample)."""
-    rows = _rows(gold, lambda g: g.aus is not None)
-    if not rows:
-        return {}
-    gold_sets = [gold[i].au_set(threshold) for i in rows]
-    pred_sets, source = _predicted_au_sets(pred, rows, threshold)
-    scores = {**au_f1(gold_sets, pred_sets), "source": source}
+def _au_f1_with_interval(gold_sets: list[set[int]], pred_sets: list[set[int]], bootstrap: BootstrapSettings,
+                         key: str = "mean_f1") -> dict:
+    """Per-AU and mean F1 (AUs: those present in some gold sample), the mean under `key` with its interval."""
+    scores = au_f1(gold_sets, pred_sets)
     gold_m, pred_m = au_matrix(gold_sets, scores["aus"]), au_matrix(pred_sets, scores["aus"])
 
     def mean_f1(idx: np.ndarray) -> float:
         return float(per_au_f1_from_matrices(gold_m[idx], pred_m[idx]).mean()) if scores["aus"] else float("nan")
 
-    scores["ci95"] = {"mean_f1": bootstrap.interval(mean_f1, len(rows))}
+    scores[key] = scores.pop("mean_f1")
+    scores["ci95"] = {key: bootstrap.interval(mean_f1, len(gold_sets))}
     return scores
+
+
+def au_section(gold: Records, pred: Records, bootstrap: BootstrapSettings, threshold: float) -> dict:
+    """Per-AU and mean F1 of the answer's ``aus`` field on gold ``aus`` (a prediction without the field: no AU)."""
+    rows = _rows(gold, lambda g: g.aus is not None)
+    if not rows:
+        return {}
+    gold_sets = [gold[i].au_set(threshold) for i in rows]
+    pred_sets = [pred[i].au_set(threshold) or set() for i in rows]
+    scores = _au_f1_with_interval(gold_sets, pred_sets, bootstrap)
+    return {**scores, "source": "answer", "n_with_field": sum(pred[i].aus is not None for i in rows)}
 
 
 def _predicted_intensities(record: LabelRecord) -> dict[int, float]:
@@ -240,11 +255,14 @@ def au_intensity_section(gold: Records, pred: Records, bootstrap: BootstrapSetti
 
 
 def rationale_section(gold: Records, pred: Records, bootstrap: BootstrapSettings, threshold: float) -> dict:
-    """Grounding of cited AUs in the AU labels, and ROUGE-L against reference rationales."""
+    """AU F1 and grounding of the AUs the rationale cites, against the AU labels; ROUGE-L against references."""
     out: dict = {}
     au_rows = _rows(gold, lambda g: g.aus is not None)
-    grounded, cited = grounding_counts([pred[i].rationale_aus for i in au_rows],
-                                       [gold[i].au_set(threshold) for i in au_rows])
+    gold_sets = [gold[i].au_set(threshold) for i in au_rows]
+    if au_rows and any(pred[i].rationale for i in au_rows):
+        scores = _au_f1_with_interval(gold_sets, [set(pred[i].rationale_aus) for i in au_rows], bootstrap, "au_f1")
+        out.update(au_f1=scores["au_f1"], au_per_au=scores["per_au"], au_n=scores["n"], ci95=scores["ci95"])
+    grounded, cited = grounding_counts([pred[i].rationale_aus for i in au_rows], gold_sets)
     if cited.sum():
         out.update(grounding=float(grounded.sum() / cited.sum()), grounding_n_cited=int(cited.sum()))
         out.setdefault("ci95", {})["grounding"] = bootstrap.interval(
@@ -257,3 +275,25 @@ def rationale_section(gold: Records, pred: Records, bootstrap: BootstrapSettings
         out.setdefault("ci95", {})["rouge_l"] = bootstrap.interval(lambda idx: float(scores[idx].mean()),
                                                                    len(text_rows))
     return out
+
+
+def format_section(pred: Records, bootstrap: BootstrapSettings, answer_fields: Sequence[str] | None) -> dict:
+    """Share of samples whose raw completion follows the grammar and gives the fields asked for (see module doc)."""
+    if not any(p.raw is not None for p in pred):
+        return {}
+    faults = dict.fromkeys(("no_completion", "think", "answer", "order", "fields", "fields_asked"), 0)
+    ok = np.zeros(len(pred))
+    for i, record in enumerate(pred):
+        if record.raw is None:
+            faults["no_completion"] += 1
+            continue
+        parsed = parse_answer(record.raw)
+        well = parsed.well_formed
+        for part in ("think", "answer", "order", "fields"):
+            faults[part] += not getattr(well, part)
+        asked = gives_fields(parsed, answer_fields)
+        faults["fields_asked"] += not asked
+        ok[i] = well.all and asked
+    return {"rate": float(ok.mean()), "n": len(pred), "faults": faults,
+            "fields_asked": list(answer_fields) if answer_fields is not None else "an emotion word",
+            "ci95": {"rate": bootstrap.interval(lambda idx: float(ok[idx].mean()), len(pred))}}
