@@ -1,7 +1,7 @@
 """Media pipeline: video frames sampled at a fixed fps, audio as 16 kHz mono float32, one error type.
 
 Why we decode ourselves: transformers 5.19+ decodes video files only through torchcodec, which does not load on
-this CPU stack (shared/notes/cpu_stack_findings.md). We pass numpy arrays to the processor instead.
+this CPU stack (a CUDA-linked build on PyPI). We pass numpy arrays to the processor instead.
 
 Frame sampling follows the Qwen2-VL video processor's fps mode, which vLLM's `qwen2_vl` video loader ports
 index-for-index, so training (our decoder) and serving (vLLM decoding a `video_url`) see the same frames:
@@ -9,30 +9,35 @@ n = total / native_fps * fps, clamped to [min_frames, min(max_frames, total)], f
 temporal patch (2); indices = float32 arange(0, total, total / n). Frames keep their native size: the pixel caps
 (`min_pixels`/`max_pixels`) are applied by the model's processor, identically in HF and vLLM.
 
-Every failure raises `MediaError(path, fault)`: missing, empty, truncated, not a media container, no video
-stream, no decodable frames, absurd dimensions or duration.
+Before anything decodes, `probe_media` reads the container's headers (a path or in-memory bytes) and
+`check_media_caps` applies the caps (`max_side`, `max_frame_pixels`, `max_total_frames`, `max_duration_s`), so a
+small file that would decode to gigabytes is refused first; where the header states no duration (a raw H.264
+stream) the frames are counted from the packets. The decoders (`media_decode`) keep only the sampled frames.
+
+Every failure raises `MediaError(path, fault)`: missing, empty, truncated, not a media container, an image named
+like a video, no video stream, no decodable frames, a cap exceeded (named).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from affect_mllm.media_header import (  # re-exported: affect_mllm.media is the pipeline's one import
+    MediaError,
+    MediaHeader,
+    check_file,
+    check_media_caps,
+    probe_media,
+)
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-class MediaError(Exception):
-    """A media file that cannot be used, naming the file and the fault."""
-
-    def __init__(self, path: str | Path, fault: str) -> None:
-        self.path, self.fault = str(path), fault
-        super().__init__(f"{path}: {fault}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,12 @@ class MediaSettings:
     min_pixels: int = 3136  # per frame, applied by the processor (56x56)
     max_pixels: int = 12544  # per frame, applied by the processor (112x112 for the tiny models)
     sample_rate: int = 16000  # Whisper feature extractor rate
-    max_duration_s: float = 600.0
+    max_duration_s: float = 600.0  # cap on a clip's video and audio duration (a timeline window's, for segments)
     max_side: int = 8192  # larger frames in a header are treated as corrupt rather than decoded
+    max_frame_pixels: int = 3840 * 2160  # 4K UHD: sampled frames then hold at most max_frames * 25 MB
+    max_total_frames: int = 36_000  # frames in the container (600 s at 60 fps): PyAV decodes each of them
     decoder: str = "auto"  # "auto" (decord where installed, else PyAV), "decord" or "pyav"
+    decode_threads: int = 1  # per decoder; DataLoader workers give the parallelism in training
 
     def processor_video_kwargs(self) -> dict:
         """Keyword arguments for a Qwen video processor call: frames are pre-sampled, caps applied there."""
@@ -86,130 +94,41 @@ def sample_indices(total_frames: int, native_fps: float, settings: MediaSettings
     return np.minimum(indices, total_frames - 1).tolist()
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "file not found")
-    if path.is_dir():
-        raise MediaError(path, "is a folder, not a media file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "empty file (0 bytes)")
-
-
-def _open_container(path: Path):
-    import av
-
-    try:
-        return av.open(str(path), metadata_errors="ignore")
-    except av.error.InvalidDataError:
-        raise MediaError(path, "not a readable media container (invalid data: truncated, or not media)") from None
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"cannot open media container ({exc})") from None
-
-
-@dataclass(frozen=True)
-class _VideoHeader:
-    total_frames: int
-    native_fps: float
-    duration_s: float
-    width: int
-    height: int
-    has_audio: bool
-
-
-def _read_header(path: Path, settings: MediaSettings) -> _VideoHeader:
-    with _open_container(path) as container:
-        if not container.streams.video:
-            if container.streams.audio:
-                raise MediaError(path, "no video stream (an audio-only file: use it as an `audio` input)")
-            raise MediaError(path, "no video stream")
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        native_fps = float(rate) if rate else 0.0
-        duration = _duration_s(container, stream)
-        total = stream.frames or (round(duration * native_fps) if duration and native_fps else 0)
-        has_audio = bool(container.streams.audio)
-    if width <= 0 or height <= 0:
-        raise MediaError(path, f"invalid frame size {width}x{height}")
-    if max(width, height) > settings.max_side:
-        raise MediaError(path, f"absurd frame size {width}x{height} (limit {settings.max_side} px per side)")
-    if duration > settings.max_duration_s:
-        raise MediaError(path, f"duration {duration:.0f} s exceeds the limit of {settings.max_duration_s:.0f} s")
-    return _VideoHeader(int(total), native_fps, duration, width, height, has_audio)
-
-
-def _duration_s(container, stream) -> float:
-    if stream.duration is not None and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000  # av.time_base is microseconds
-    return 0.0
-
-
-def _decoder_name(settings: MediaSettings) -> str:
-    if settings.decoder in ("decord", "pyav"):
-        return settings.decoder
-    if settings.decoder != "auto":
+def _decoder_name(settings: MediaSettings, header: MediaHeader) -> str:
+    if settings.decoder not in ("auto", "decord", "pyav"):
         raise ValueError(f"unknown video decoder {settings.decoder!r}: use 'auto', 'decord' or 'pyav'")
+    if settings.decoder != "auto":
+        return settings.decoder
     import importlib.util
 
+    if header.duration_s is None:  # decord refuses a stream whose header states no duration
+        return "pyav"
     return "decord" if importlib.util.find_spec("decord") is not None else "pyav"
 
 
-def _decode_decord(path: Path, settings: MediaSettings) -> tuple[np.ndarray, list[int], int, float]:
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(path), num_threads=1)
-        total, fps = len(reader), float(reader.get_avg_fps())
-        indices = sample_indices(total, fps, settings)
-        frames = reader.get_batch(indices).asnumpy() if indices else np.zeros((0, 0, 0, 3), np.uint8)
-    except decord.DECORDError as exc:
-        raise MediaError(path, f"truncated or corrupt video ({str(exc).splitlines()[0][:200]})") from None
-    return frames, indices, total, fps
-
-
-def _decode_pyav(path: Path, settings: MediaSettings,
-                 header: _VideoHeader) -> tuple[np.ndarray, list[int], int, float]:
-    import av
-
-    decoded = []
-    try:
-        with _open_container(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    except av.error.FFmpegError as exc:
-        if not decoded:
-            raise MediaError(path, f"truncated or corrupt video ({exc})") from None
-        logger.warning("%s: decoding stopped early (%s); using %d frames", path, exc, len(decoded))
-    total = len(decoded)  # the decoded count is exact where container metadata is not
-    if header.total_frames and total < 0.9 * header.total_frames:
-        raise MediaError(path, f"truncated video: the header declares {header.total_frames} frames, "
-                               f"only {total} decode")
-    indices = sample_indices(total, header.native_fps, settings)
-    frames = np.stack([decoded[i] for i in indices]) if indices else np.zeros((0, 0, 0, 3), np.uint8)
-    return frames, indices, total, header.native_fps
-
-
 def load_video(path: str | Path, settings: MediaSettings = MediaSettings()) -> VideoClip:
-    """Decode a video file into frames sampled at `settings.fps`.
+    """Decode a video file into frames sampled at `settings.fps`, after its header passed the caps.
 
     Raises:
         MediaError: naming the file and the fault.
     """
+    from affect_mllm.media_decode import decode_decord, decode_pyav
+
     path = Path(path)
-    _check_file(path)
-    header = _read_header(path, settings)
-    if _decoder_name(settings) == "decord":
-        frames, indices, total, fps = _decode_decord(path, settings)
+    header = probe_media(path)
+    check_media_caps(header, settings, name=str(path))
+    if _decoder_name(settings, header) == "decord":
+        if header.duration_s is None:
+            raise MediaError(path, "decord cannot read a stream whose header states no duration (a raw "
+                                   "elementary stream): use the 'pyav' decoder")
+        frames, indices, total, fps = decode_decord(path, settings)
     else:
-        frames, indices, total, fps = _decode_pyav(path, settings, header)
+        frames, indices, total, fps = decode_pyav(path, settings, header)
     if not indices or frames.shape[0] == 0:
         raise MediaError(path, "no decodable video frames")
     return VideoClip(frames=frames, indices=indices, native_fps=fps, total_frames=total,
-                     duration_s=header.duration_s or total / fps, width=header.width, height=header.height,
-                     has_audio=header.has_audio)
+                     duration_s=header.video_duration_s or total / fps, width=header.width,
+                     height=header.height, has_audio=header.has_audio)
 
 
 def load_audio(path: str | Path, settings: MediaSettings = MediaSettings()) -> np.ndarray | None:
@@ -221,33 +140,47 @@ def load_audio(path: str | Path, settings: MediaSettings = MediaSettings()) -> n
     Raises:
         MediaError: naming the file and the fault.
     """
-    import av
+    from affect_mllm.media_decode import decode_audio
 
     path = Path(path)
-    _check_file(path)
-    with _open_container(path) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        duration = _duration_s(container, stream)
-        if duration > settings.max_duration_s:
-            raise MediaError(path, f"duration {duration:.0f} s exceeds the limit of {settings.max_duration_s:.0f} s")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=settings.sample_rate)
-        chunks = []
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            if not chunks:
-                raise MediaError(path, f"truncated or corrupt audio ({exc})") from None
-            logger.warning("%s: audio decoding stopped early (%s)", path, exc)
-    if not chunks:
-        raise MediaError(path, "audio stream has no decodable samples")
-    wave = np.concatenate(chunks).astype(np.float32, copy=False)
-    if duration > 0:  # drop codec padding (AAC priming) beyond the stream's stated duration
-        wave = wave[: int(round(duration * settings.sample_rate))]
-    return wave
+    header = probe_media(path, expect="any")
+    if not header.has_audio:
+        return None
+    duration, limit = header.audio_duration_s, settings.max_duration_s
+    if duration is not None and duration > limit:
+        raise MediaError(path, f"audio lasts {duration:.0f} s, over max_duration_s = {limit:.0f} s")
+    return decode_audio(path, str(path), settings, stated_s=duration)
+
+
+def load_segment(path: str | Path, start_s: float, end_s: float,
+                 settings: MediaSettings = MediaSettings()) -> SampleMedia:
+    """Decode only [start_s, end_s) of a video: its frames sampled as a clip of its own, and that stretch of audio.
+
+    Memory is bounded by the window: PyAV seeks to the keyframe before it and keeps only the sampled frames. The
+    file's own length is not capped (a timeline walks an hour-long video window by window); the window's is, by
+    `max_duration_s`, and the frame caps apply as for a clip.
+
+    Raises:
+        MediaError: naming the file and the fault (a window outside the video, a broken stretch, a cap).
+    """
+    from affect_mllm.media_decode import decode_audio, decode_window, window_indices
+
+    path = Path(path)
+    header = probe_media(path)
+    if not 0 <= start_s < end_s:
+        raise MediaError(path, f"invalid window [{start_s}, {end_s}) s")
+    if end_s - start_s > settings.max_duration_s:
+        raise MediaError(path, f"window of {end_s - start_s:.0f} s, over max_duration_s = "
+                               f"{settings.max_duration_s:.0f} s")
+    check_media_caps(header, replace(settings, max_duration_s=math.inf, max_total_frames=2**62), name=str(path))
+    indices = window_indices(header, start_s, end_s, settings)
+    if not indices:
+        raise MediaError(path, f"window [{start_s:.2f}, {end_s:.2f}) s holds no frame of the video "
+                               f"({header.video_duration_s or 0:.2f} s)")
+    media = SampleMedia(video=decode_window(path, header, indices))
+    if header.has_audio:
+        media.audio = decode_audio(path, str(path), settings, start_s=start_s, end_s=end_s)
+    return media
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -255,7 +188,7 @@ def load_image(path: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         with Image.open(path) as image:
             if max(image.size) > MediaSettings.max_side:

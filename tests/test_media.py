@@ -1,10 +1,12 @@
-"""Media pipeline: sampling, decoding real and written clips, audio resampling, the bad-input table, `media inspect`.
+"""Media pipeline: headers and caps, sampling, decoding real and written clips, audio resampling, windows of a long
+video, the bad-input table, `media inspect`.
 
 Run: .venv/bin/python -m pytest tests/test_media.py -q
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,11 +18,14 @@ import pytest
 from affect_mllm.media import (
     MediaError,
     MediaSettings,
+    check_media_caps,
     inspect_video,
     load_audio,
     load_frames_folder,
     load_sample_media,
+    load_segment,
     load_video,
+    probe_media,
     sample_indices,
     write_video,
 )
@@ -196,3 +201,194 @@ def test_write_video_roundtrip(tmp_path):
     clip = load_video(path)
     assert clip.frames.shape == (4, 30, 40, 3)
     assert abs(float(clip.frames[:, :, :15].mean()) - 200) < 6 and clip.frames[:, :, 25:].mean() < 6
+
+
+def _raw_h264(source, target):
+    """The H.264 elementary stream of an mp4, as a file with no container (no duration in any header)."""
+    with av.open(str(source)) as inp, av.open(str(target), "w", format="h264") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return target
+
+
+@pytest.fixture(scope="module")
+def odd_inputs(tmp_path_factory, clips):
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("odd")
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(folder / "still.png")
+    (folder / "still.mp4").write_bytes((folder / "still.png").read_bytes())
+    long_clip = write_video(folder / "five_s.mp4", np.zeros((50, 64, 64, 3), np.uint8) + 30, 10.0)
+    return {"png_as_mp4": folder / "still.mp4", "raw_h264": _raw_h264(long_clip, folder / "five_s.h264"),
+            "five_s": long_clip}
+
+
+def test_probe_reads_headers_of_path_and_bytes_alike(clips):
+    header = probe_media(clips["audio_48k"])
+    assert (header.width, header.height, header.fps, header.frame_count) == (80, 80, 5.0, 10)
+    assert header.duration_s == pytest.approx(2.0, abs=0.05) and header.has_video and header.has_audio
+    assert (header.audio_sample_rate, header.audio_channels) == (48000, 1)
+    assert header.audio_duration_s == pytest.approx(2.0, abs=0.05)
+    in_memory = probe_media(clips["audio_48k"].read_bytes(), name="data-url part 1")
+    assert in_memory.name == "data-url part 1"
+    assert dataclasses.replace(in_memory, name=header.name) == header
+
+
+def test_probe_counts_frames_of_a_raw_stream(odd_inputs):
+    header = probe_media(odd_inputs["raw_h264"].read_bytes())
+    assert header.duration_s is None  # the stream states none
+    assert header.frame_count == 50 and header.fps == pytest.approx(10.0)
+    assert header.video_duration_s == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(("expect", "fault"), [("video", "audio-only"), ("audio", None), ("any", None)])
+def test_probe_expectations(bad_files, clips, expect, fault):
+    voice = bad_files["audio_only"][0]
+    if fault:
+        with pytest.raises(MediaError, match=fault):
+            probe_media(voice, expect=expect)
+    else:
+        assert probe_media(voice, expect=expect).has_audio
+    with pytest.raises(MediaError, match="no audio stream"):
+        probe_media(clips["silent"], expect="audio")
+
+
+def test_probe_refuses_non_media_bytes_naming_them():
+    with pytest.raises(MediaError) as info:
+        probe_media(b"hello, not a video" * 50, name="request part 2")
+    assert str(info.value).startswith("request part 2: ") and "not a readable media container" in str(info.value)
+    with pytest.raises(MediaError, match="empty"):
+        probe_media(b"", name="x")
+
+
+@pytest.mark.parametrize(
+    ("change", "cap"),
+    [
+        ({"width": 9000, "height": 100}, "max_side"),
+        ({"width": 4096, "height": 4096}, "max_frame_pixels"),
+        ({"frame_count": 40_000}, "max_total_frames"),
+        ({"duration_s": 601.0}, "max_duration_s"),
+        ({"duration_s": None, "frame_count": 30_000, "fps": 25.0}, "counted from its frames"),
+        ({"audio_duration_s": 700.0}, "audio lasts 700 s, over max_duration_s"),
+    ],
+)
+def test_caps_name_the_cap_exceeded(clips, change, cap):
+    header = probe_media(clips["av_16k"])
+    check_media_caps(header, MediaSettings(), name="clip")  # the unchanged header passes
+    with pytest.raises(MediaError) as info:
+        check_media_caps(dataclasses.replace(header, **change), MediaSettings(), name="clip 7")
+    assert info.value.path == "clip 7" and cap in info.value.fault
+
+
+def test_small_file_of_huge_frames_is_refused_from_its_header(tmp_path):
+    # the served-path bomb: a few KB that would decode to 4096x4096 frames
+    with av.open(str(tmp_path / "bomb.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 4096, 4096, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for _ in range(2):
+            container.mux(stream.encode(av.VideoFrame(4096, 4096, "yuv420p")))
+        container.mux(stream.encode(None))
+    data = (tmp_path / "bomb.mp4").read_bytes()
+    assert len(data) < 100_000
+    with pytest.raises(MediaError, match="max_frame_pixels"):
+        check_media_caps(probe_media(data), MediaSettings(), name="bomb")
+    with pytest.raises(MediaError, match="max_frame_pixels"):
+        load_video(tmp_path / "bomb.mp4")
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_png_named_mp4_is_refused_by_both_decoders(odd_inputs, decoder):
+    path = odd_inputs["png_as_mp4"]
+    with pytest.raises(MediaError) as info:
+        load_video(path, MediaSettings(decoder=decoder))
+    assert info.value.path == str(path) and "an image file (png)" in info.value.fault
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_raw_h264_duration_counted_against_the_cap(odd_inputs, decoder):
+    path = odd_inputs["raw_h264"]
+    with pytest.raises(MediaError) as info:
+        load_video(path, MediaSettings(decoder=decoder, max_duration_s=4.0))
+    assert "duration 5 s (counted from its frames" in info.value.fault and "max_duration_s = 4" in info.value.fault
+
+
+def test_raw_h264_under_the_cap_decodes_with_pyav_and_auto(odd_inputs):
+    for decoder in ("pyav", "auto"):
+        clip = load_video(odd_inputs["raw_h264"], MediaSettings(decoder=decoder))
+        assert clip.total_frames == 50 and clip.indices == sample_indices(50, 10.0, MediaSettings())
+    with pytest.raises(MediaError, match="use the 'pyav' decoder"):
+        load_video(odd_inputs["raw_h264"], MediaSettings(decoder="decord"))
+
+
+@pytest.fixture(scope="module")
+def twenty_s(tmp_path_factory):
+    from conftest import moving_frames, tone
+
+    folder = tmp_path_factory.mktemp("segment")
+    return write_video(folder / "twenty.mp4", moving_frames(200, 64, 96), 10.0, tone(20.0))
+
+
+def test_segment_gives_the_window_frames_and_audio(twenty_s):
+    media = load_segment(twenty_s, 5.0, 9.0)
+    # the window holds frames 50..89 at 10 fps: sampled as a 4 s clip at 2 fps -> 8 frames, 50, 55, ..., 85
+    whole = load_video(twenty_s, MediaSettings(decoder="pyav", max_frames=200, fps=10.0))
+    assert whole.indices == list(range(200))
+    np.testing.assert_array_equal(media.video, whole.frames[50:90:5])
+    assert len(media.audio) == 4 * 16000
+    full_audio = load_audio(twenty_s)
+    assert np.abs(media.audio - full_audio[5 * 16000:9 * 16000]).max() < 0.02
+
+
+def test_segment_edges(twenty_s):
+    tail = load_segment(twenty_s, 18.0, 22.0)  # past the end: the window is what the video holds
+    assert len(tail.video) == 4 and len(tail.audio) <= 2 * 16000 + 1024
+    with pytest.raises(MediaError, match="holds no frame"):
+        load_segment(twenty_s, 30.0, 34.0)
+    with pytest.raises(MediaError, match="window of 700 s, over max_duration_s"):
+        load_segment(twenty_s, 0.0, 700.0)
+
+
+def _write_long_clip(path, seconds: float, fps: int = 10, width: int = 320, height: int = 240):
+    """A long clip encoded frame by frame (never all in memory): a noise picture scrolling sideways."""
+    base = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "35"}
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+PEAK_RSS_PROBE = """
+import resource, sys
+import numpy as np
+from affect_mllm.media import MediaSettings, load_video, write_video
+warm = write_video(sys.argv[2], np.zeros((4, 64, 64, 3), np.uint8), 2.0)
+load_video(warm, MediaSettings(decoder=sys.argv[3]))  # decoder libraries and their pools loaded
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+clip = load_video(sys.argv[1], MediaSettings(decoder=sys.argv[3]))
+print(len(clip.frames), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return _write_long_clip(tmp_path_factory.mktemp("long") / "long.mp4", seconds=150)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_long_clip_decodes_in_bounded_memory(long_clip, tmp_path, decoder):
+    # 150 s of 320x240 at 10 fps: 1500 frames, 346 MB as RGB; 32 sampled frames are 7 MB. Keeping every frame (the
+    # PyAV decoder did) grows the peak by over 300 MB; decord's own buffers took 112 MB on a 600 s clip.
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS_PROBE, str(long_clip), str(tmp_path / "warm.mp4"),
+                           decoder], capture_output=True, text=True, timeout=300, check=True)
+    frames, growth_mb = proc.stdout.split()
+    assert int(frames) == 32
+    assert float(growth_mb) < 100, f"{decoder}: peak RSS grew {float(growth_mb):.0f} MB"
