@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from affect_mllm.ovmer_tables import OvmerTablesError
 from affect_mllm.rewards import (
     REWARDS,
     au_f1_reward,
@@ -85,7 +86,7 @@ def test_get_reward_funcs_rejects_bad_configuration_at_config_time():
         get_reward_funcs(["length_penalty_reward"], {"length_penalty_reward": {"min_words": 10, "max_words": 5}})
     with pytest.raises(ValueError, match="intensity_aware"):
         get_reward_funcs(["au_f1_reward"], {"au_f1_reward": {"intensity_aware": True, "source": "answer"}})
-    with pytest.raises(Exception, match="no-such-folder"):
+    with pytest.raises(OvmerTablesError, match="no-such-folder.*does not exist"):
         get_reward_funcs(["emotion_wheel_f1_reward"], {"emotion_wheel_f1_reward": {"ovmer_tables": "no-such-folder"}})
 
 

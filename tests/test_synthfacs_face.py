@@ -46,6 +46,12 @@ MONOTONE_CASES = [
     ((7,), "eye_opening", -1),
     ((6,), "eye_opening", -1),
     ((20,), "mouth_width", 1),
+    ((9,), "nose_wrinkle", 1),
+    ((10,), "upper_lip_height", 1),
+    ((14,), "dimple", 1),
+    ((17,), "chin_fold", 1),
+    ((23,), "mouth_width", -1),
+    ((24,), "lip_thickness", -1),
 ]
 
 
@@ -55,6 +61,14 @@ def test_measured_geometry_follows_au(aus, key, direction, identity):
     none, half, full = (direction * value for value in _series(aus, key, identity))
     # Strictly monotone from 0 to 5, never reversed at 2.5 (measures are whole pixels, so 2.5 may tie).
     assert none <= half <= full and none < full
+
+
+@pytest.mark.parametrize("identity", IDENTITIES)
+def test_fold_measures_see_only_their_fold(identity):
+    # The nose-bridge and chin windows stay empty on a neutral face and under AUs that draw elsewhere.
+    for aus in ({}, {10: 5, 4: 5, 12: 5}):
+        measures = measure_geometry(render_face(aus, _style(identity)), _style(identity))
+        assert measures["nose_wrinkle"] == 0.0 and measures["chin_fold"] < 0.002
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
