@@ -29,7 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("chat", "inference.cli:register_chat"),
     ("predict", "inference.cli:register_predict"),
     ("synthesize", "data_synthesis.cli:register"),
-    ("demo", "data_synthesis.demo:register"),
+    ("demo", "affect_mllm.demo:register"),
 )
 
 

@@ -19,24 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from affect_mllm.processes import free_port, stop_process_group, wait_for_health
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_server(model: str, media_root: Path, port: int, log: Path, threads: int) -> subprocess.Popen:
@@ -62,18 +56,8 @@ def start_server(model: str, media_root: Path, port: int, log: Path, threads: in
         server = subprocess.Popen(
             command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            pass
-        time.sleep(1.0)
-    raise RuntimeError("the server was not ready after 600 s")
+    wait_for_health(f"http://127.0.0.1:{port}", server, timeout_s=600, log=log)
+    return server
 
 
 def time_server(url: str, clips: list, levels: list[int], max_new_tokens: int) -> dict[int, tuple[float, list]]:
@@ -141,7 +125,6 @@ def main() -> None:
     from affect_mllm.schema import read_manifest
     from affect_mllm.synthfacs.generate import generate_synthfacs
     from inference.client import Clip
-    from inference.serve import stop_server
 
     model = resolve(args.model).source
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as folder:
@@ -152,7 +135,7 @@ def main() -> None:
         try:
             served = time_server(f"http://127.0.0.1:{port}", clips, levels, args.max_new_tokens)
         finally:
-            stop_server(server)
+            stop_process_group(server)
         import torch
 
         torch.set_num_threads(args.threads)

@@ -242,18 +242,6 @@ def _wait_forwarding_signals(server: subprocess.Popen) -> int:
                 server.wait()
 
 
-def stop_server(server: subprocess.Popen, grace_s: float = 60.0) -> None:
-    """Stop a started `affect-mllm serve` (started with `start_new_session=True`): SIGTERM, which it forwards to
-    vLLM, then SIGKILL to its process group if it has not ended within `grace_s`."""
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            _signal_group(server, signal.SIGKILL)
-            server.wait()
-
-
 def _signal_group(server: subprocess.Popen, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # it has already ended
         os.killpg(server.pid, signum)

@@ -13,9 +13,7 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from pathlib import Path
 import pytest
 from process_helpers import affect_mllm_command
 
-from inference.serve import stop_server
+from affect_mllm.processes import free_port, stop_process_group, wait_for_health
 
 ADAPTER_NAME = "sft"
 API_KEY = "test-key-14"
@@ -67,12 +65,6 @@ class ServedModel:
         return AffectClient(self.url, api_key=self.api_key, max_retries=0, **options)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _copy_media(synthfacs_small: dict[str, Path], clips: dict[str, Path], media_root: Path) -> tuple[dict, Path]:
     """Copy the val clips (with their manifest) and the test clips under the media root."""
     val = synthfacs_small["val"]
@@ -112,14 +104,10 @@ def _serve_command(tiny_sft: dict[str, Path], port: int, media_root: Path) -> li
 
 
 def _wait_ready(server: ServedModel, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"affect-mllm serve exited ({process.returncode}):\n{server.log.read_text()[-4000:]}")
-        if server.health() == 200:
-            return
-        time.sleep(1.0)
-    pytest.fail(f"the server was not ready after {READY_TIMEOUT_S} s:\n{server.log.read_text()[-4000:]}")
+    try:
+        wait_for_health(server.url, process, READY_TIMEOUT_S, server.log)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +136,7 @@ def served(tiny_sft, synthfacs_small, clips, tmp_path_factory) -> ServedModel:
         _wait_ready(server, process)
         yield server
     finally:
-        stop_server(process)
+        stop_process_group(process)
 
 
 def chat_request(
