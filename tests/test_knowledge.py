@@ -1,6 +1,6 @@
 """Tests of affect_mllm.knowledge: AU catalogue, intensity letters, prototypes, au_support, voice profiles.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_knowledge.py -q
+Run: pytest tests/test_knowledge.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tests of affect_mllm.lexicon: table consistency, normalisation, categories, fine words, wheel export.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_lexicon.py -q
+Run: pytest tests/test_lexicon.py -q
 """
 
 from __future__ import annotations

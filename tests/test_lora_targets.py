@@ -1,6 +1,6 @@
 """Where LoRA lands: on every language-model decoder layer of every model we ship a recipe for, never in an encoder.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_lora_targets.py -q
+Run: pytest tests/test_lora_targets.py -q
 
 Each real model of the registry is built on the meta device from its published config.json
 (`affect_mllm.models.published`), so the real module tree is checked without downloading or allocating weights;

@@ -1,6 +1,6 @@
 """Metrics (affect_mllm/metrics/): hand-worked cases, order invariance, perfect scores, bootstrap, doctests.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_metrics.py -q
+Run: pytest tests/test_metrics.py -q
 
 The worked OV-MER cases of the official tables' README run only when ../shared/ovmer_emotion_wheel exists
 (beside the repository); they are skipped, with the folder named, when it does not.

