@@ -1,70 +1,24 @@
-"""Affective knowledge base: FACS Action Units, EMFACS-style emotion prototypes and voice profiles.
+"""Facial knowledge base: the emotion categories, FACS Action Units and EMFACS-style emotion prototypes.
 
-The facts live in plain CSV tables shipped in ``affect_mllm/data/`` (au_catalogue.csv,
-emotion_prototypes.csv, voice_profiles.csv; their sources are cited in their header comments). This module
-loads each table once (cached) and answers the queries that the SynthFACS generators and the rewards ask:
-what an AU is called and looks like, which AUs make an emotion, how well cited AUs support an emotion,
-and which prosody an emotion is known for.
+The facts live in plain CSV tables shipped in ``affect_mllm/data/`` (au_catalogue.csv, emotion_prototypes.csv;
+their sources are cited in their header comments). This module loads each table once (cached) and answers the
+queries that the SynthFACS generators and the rewards ask: what an AU is called and looks like, which AUs make an
+emotion and how well cited AUs support an emotion. What a voice sounds like in each emotion is `voice_cues`.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
-import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, fields
-from importlib import resources
+from dataclasses import dataclass
 from types import MappingProxyType
+
+from affect_mllm.data_tables import DataTableError, parse_au_set, read_data_table
 
 CATEGORIES = ("neutral", "happy", "sad", "surprised", "fearful", "angry", "disgusted", "contemptuous")
 REGIONS = ("brows", "eyes", "cheeks", "nose", "mouth", "jaw", "chin")
 INTENSITY_LETTERS = ("A", "B", "C", "D", "E")  # FACS: trace, slight, marked, severe, maximum
-VOICE_ATTRIBUTES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "pitch_level": ("low", "mid", "high"),
-    "pitch_range": ("narrow", "normal", "wide"),
-    "contour": ("falling", "flat", "rising"),
-    "loudness": ("quiet", "normal", "loud"),
-    "rate": ("slow", "normal", "fast"),
-    "tremor": ("no", "yes"),
-})
-
-# Words and phrases a rationale may use to describe a voice, by the cue they claim; the first phrase of
-# each entry is the one generated rationales use (voice_phrase).
-_VOICE_VOCABULARY: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType({
-    ("pitch_level", "low"): ("low-pitched voice", "low-pitched", "low pitch", "lower pitch", "deep voice",
-                             "deep tone"),
-    ("pitch_level", "mid"): ("mid-range pitch", "medium pitch", "normal pitch"),
-    ("pitch_level", "high"): ("high-pitched voice", "high-pitched", "high pitch", "higher pitch", "raised pitch",
-                              "shrill", "squeaky"),
-    ("pitch_range", "narrow"): ("monotone delivery", "monotone", "monotonous", "narrow pitch range",
-                                "little pitch variation"),
-    ("pitch_range", "normal"): ("ordinary pitch variation", "normal intonation"),
-    ("pitch_range", "wide"): ("wide pitch range", "varied pitch", "varied intonation", "expressive intonation",
-                              "lively intonation", "sing-song"),
-    ("contour", "falling"): ("falling intonation", "falling pitch", "falling tone", "downward inflection",
-                             "trailing off"),
-    ("contour", "flat"): ("flat intonation", "flat tone", "level tone"),
-    ("contour", "rising"): ("rising intonation", "rising pitch", "rising tone", "upward inflection"),
-    ("loudness", "quiet"): ("quiet voice", "quiet", "quietly", "soft voice", "softly", "soft-spoken", "whisper",
-                            "whispering", "whispered", "hushed", "muted voice", "low volume", "subdued voice"),
-    ("loudness", "normal"): ("moderate volume", "normal volume"),
-    ("loudness", "loud"): ("loud voice", "loud", "loudly", "shouting", "shouts", "yelling", "yells", "screaming",
-                           "raised voice", "booming", "forceful voice"),
-    ("rate", "slow"): ("slow speech", "slow", "slowly", "drawn-out", "drawling", "unhurried", "halting"),
-    ("rate", "normal"): ("even pace", "normal pace", "normal speed"),
-    ("rate", "fast"): ("fast speech", "fast", "rapid", "rapidly", "quickly", "hurried", "rushed", "fast-paced"),
-    ("tremor", "no"): ("steady voice", "firm voice", "stable voice", "unwavering"),
-    ("tremor", "yes"): ("trembling voice", "trembling", "tremble", "shaky", "shaking voice", "quivering",
-                        "quavering", "tremulous", "wavering", "tremor", "voice cracks", "cracking voice",
-                        "breaking voice", "choked"),
-})
-_NEGATORS = frozenset({"not", "no", "never", "without", "hardly", "isn't", "wasn't", "aren't", "nor"})
-
-
-class DataTableError(ValueError):
-    """A data table shipped with the package is malformed; the message names the file and the line."""
 
 
 @dataclass(frozen=True)
@@ -93,55 +47,6 @@ class Prototype:
     def aus(self) -> frozenset[int]:
         """All AUs of the prototype, core and optional."""
         return self.core | self.optional
-
-
-@dataclass(frozen=True)
-class VoiceProfile:
-    """Categorical prosody profile of an emotion (values as in VOICE_ATTRIBUTES)."""
-
-    emotion: str
-    pitch_level: str
-    pitch_range: str
-    contour: str
-    loudness: str
-    rate: str
-    tremor: str
-    source: str
-
-    def cues(self) -> dict[str, str]:
-        """Returns: attribute -> value for the six attributes of VOICE_ATTRIBUTES."""
-        return {attribute: getattr(self, attribute) for attribute in VOICE_ATTRIBUTES}
-
-
-def read_data_table(filename: str, columns: Collection[str]) -> list[tuple[int, dict[str, str]]]:
-    """Read a CSV table of affect_mllm/data (leading '#' lines skipped), checking the header has `columns`.
-
-    Returns: (line number in the file, row with stripped cells) for each data row.
-    """
-    text = (resources.files("affect_mllm") / "data" / filename).read_text(encoding="utf-8")
-    lines = text.splitlines()
-    n_comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
-    reader = csv.DictReader(lines[n_comments:])
-    missing = sorted(set(columns) - set(reader.fieldnames or ()))
-    if missing:
-        raise DataTableError(f"{filename}: the header lacks column(s) {missing}")
-    rows = []
-    for row in reader:
-        line_no = n_comments + reader.line_num
-        if None in row or None in row.values():
-            raise DataTableError(f"{filename} line {line_no}: wrong number of fields")
-        rows.append((line_no, {key: value.strip() for key, value in row.items()}))
-    return rows
-
-
-def _parse_au_set(text: str, where: str) -> frozenset[int]:
-    """Parse a FACS-style AU set such as '6+12' ('' is the empty set)."""
-    if not text:
-        return frozenset()
-    try:
-        return frozenset(int(part) for part in text.split("+"))
-    except ValueError:
-        raise DataTableError(f"{where}: {text!r} is not an AU set such as '6+12'") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,6 +92,12 @@ def au_cue(number: int) -> str:
     return _action_unit(number).cue
 
 
+def au_phrases() -> tuple[str, ...]:
+    """Returns: the AU catalogue's wording, every FACS name then every cue (e.g. for a tokenizer corpus)."""
+    aus = au_catalogue().values()
+    return (*(au.name for au in aus), *(au.cue for au in aus))
+
+
 def au_region(number: int) -> str:
     """Returns: the facial region of AU `number`, one of REGIONS."""
     return _action_unit(number).region
@@ -214,9 +125,9 @@ def intensity_from_letter(letter: str) -> float:
 
 def _build_prototype(where: str, row: dict[str, str], catalogue: Mapping[int, ActionUnit]) -> Prototype:
     """Validate one prototype row against the AU catalogue."""
-    core = _parse_au_set(row["core"], where)
-    optional = _parse_au_set(row["optional"], where)
-    unilateral = _parse_au_set(row["unilateral"], where)
+    core = parse_au_set(row["core"], where)
+    optional = parse_au_set(row["optional"], where)
+    unilateral = parse_au_set(row["unilateral"], where)
     unknown = sorted((core | optional) - set(catalogue))
     if unknown:
         raise DataTableError(f"{where}: AU(s) {unknown} are not in the AU catalogue")
@@ -299,105 +210,3 @@ def emotions_supported_by(aus: Collection[int], include_compounds: bool = False)
     scored = [(name, au_support(aus, name)) for name in names]
     ranked = sorted(enumerate(scored), key=lambda item: (-item[1][1], item[0]))
     return [pair for _, pair in ranked if pair[1] > 0.0]
-
-
-@functools.lru_cache(maxsize=1)
-def voice_profiles() -> Mapping[str, VoiceProfile]:
-    """Returns: category -> VoiceProfile, one for each of the 8 CATEGORIES."""
-    filename = "voice_profiles.csv"
-    columns = [f.name for f in fields(VoiceProfile)]
-    table: dict[str, VoiceProfile] = {}
-    for line_no, row in read_data_table(filename, columns):
-        where = f"{filename} line {line_no}"
-        if row["emotion"] not in CATEGORIES or row["emotion"] in table:
-            raise DataTableError(f"{where}: {row['emotion']!r} is not a category or is listed twice")
-        for attribute, allowed in VOICE_ATTRIBUTES.items():
-            if row[attribute] not in allowed:
-                raise DataTableError(f"{where}: {attribute} {row[attribute]!r} is not one of {allowed}")
-        table[row["emotion"]] = VoiceProfile(**{name: row[name] for name in columns})
-    if set(table) != set(CATEGORIES):
-        raise DataTableError(f"{filename}: profiles missing for {sorted(set(CATEGORIES) - set(table))}")
-    return MappingProxyType({name: table[name] for name in CATEGORIES})
-
-
-def voice_profile(emotion: str) -> VoiceProfile:
-    """Returns: the prosody profile of a category; KeyError if it has none."""
-    try:
-        return voice_profiles()[emotion]
-    except KeyError:
-        raise KeyError(f"no voice profile for emotion {emotion!r}") from None
-
-
-def voice_phrase(attribute: str, value: str) -> str:
-    """Returns: the rationale phrase of one voice cue, e.g. ('loudness', 'loud') -> 'loud voice'."""
-    return _VOICE_VOCABULARY[(attribute, value)][0]
-
-
-def voice_cue_phrases(emotion: str, marked_only: bool = True) -> tuple[str, ...]:
-    """Returns: rationale phrases of a category's voice profile, e.g. sad -> ('low-pitched voice', ...).
-
-    With marked_only, only the cues that differ from the neutral profile (neutral itself gets its full profile).
-    """
-    cues = voice_profile(emotion).cues()
-    if marked_only and emotion != "neutral":
-        neutral = voice_profile("neutral").cues()
-        cues = {attribute: value for attribute, value in cues.items() if value != neutral[attribute]}
-    return tuple(voice_phrase(attribute, value) for attribute, value in cues.items())
-
-
-def voice_cue_vocabulary() -> Mapping[str, tuple[str, str]]:
-    """Returns: voice-cue word or phrase -> (attribute, value) it claims, e.g. 'shaky' -> ('tremor', 'yes')."""
-    return MappingProxyType({phrase: cue for cue, phrases in _VOICE_VOCABULARY.items() for phrase in phrases})
-
-
-def vocabulary_phrases() -> tuple[str, ...]:
-    """Returns: the knowledge base's wording (AU names and cues, voice-cue phrases), e.g. for a tokenizer corpus."""
-    aus = au_catalogue().values()
-    return (*(au.name for au in aus), *(au.cue for au in aus), *voice_cue_vocabulary())
-
-
-def _phrase_key(phrase: str) -> str:
-    """Spaces and hyphens are interchangeable in voice phrases: 'high pitched' == 'high-pitched'."""
-    return " ".join(re.split(r"[\s-]+", phrase.strip()))
-
-
-@functools.lru_cache(maxsize=1)
-def _voice_cue_matcher() -> tuple[re.Pattern[str], Mapping[str, tuple[str, str]]]:
-    """A regex matching any vocabulary phrase (longest first) and the claims keyed by _phrase_key."""
-    claims = {_phrase_key(phrase): cue for phrase, cue in voice_cue_vocabulary().items()}
-    keys = sorted(claims, key=len, reverse=True)
-    alternatives = (r"[\s-]+".join(re.escape(part) for part in key.split(" ")) for key in keys)
-    return re.compile(r"\b(" + "|".join(alternatives) + r")\b"), MappingProxyType(claims)
-
-
-def voice_cues_in(text: str) -> list[tuple[str, str]]:
-    """Voice claims a rationale makes, matched against the voice-cue vocabulary.
-
-    A phrase preceded (within three words of its clause) by a negator such as 'not' or 'without' is skipped.
-    Returns: distinct (attribute, value) claims in order of appearance, e.g. 'a shaky, high-pitched voice'
-    -> [('tremor', 'yes'), ('pitch_level', 'high')].
-    """
-    lowered = text.lower()
-    pattern, claim_of = _voice_cue_matcher()
-    claims: list[tuple[str, str]] = []
-    for match in pattern.finditer(lowered):
-        clause = re.split(r"[,;:.!?]", lowered[: match.start()])[-1]  # negation stays within its clause
-        preceding = re.findall(r"[\w']+", clause)[-3:]
-        if _NEGATORS.intersection(preceding):
-            continue
-        claim = claim_of[_phrase_key(match.group(1))]
-        if claim not in claims:
-            claims.append(claim)
-    return claims
-
-
-def voice_claim_agreement(claims: Collection[tuple[str, str]], emotion: str) -> float:
-    """Share of voice claims that agree with an emotion's profile (0.0 when there are no claims).
-
-    Example: claims [('pitch_level', 'low'), ('loudness', 'loud')] vs 'sad' (low pitch, quiet) -> 1/2 = 0.5.
-    Args: claims: (attribute, value) pairs, e.g. from voice_cues_in; emotion: a category.
-    """
-    if not claims:
-        return 0.0
-    profile = voice_profile(emotion).cues()
-    return sum(profile.get(attribute) == value for attribute, value in claims) / len(claims)

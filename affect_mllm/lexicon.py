@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from affect_mllm.knowledge import CATEGORIES, DataTableError, read_data_table
+from affect_mllm.data_tables import DataTableError, read_data_table
+from affect_mllm.knowledge import CATEGORIES
 from affect_mllm.wheels import LEVELS, EmotionWheels
 
 WHEELS = ("wheel1", "wheel2")

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from affect_mllm.answer import ParsedAnswer, parse_answer
-from affect_mllm.knowledge import CATEGORIES, au_support, voice_claim_agreement, voice_cues_in
+from affect_mllm.knowledge import CATEGORIES, au_support
 from affect_mllm.lexicon import project_wheels
 from affect_mllm.metrics.au import sample_au_f1
 from affect_mllm.metrics.categorical import category_of, first_category
 from affect_mllm.metrics.wheel import sample_wheel_f
 from affect_mllm.schema import AU_PRESENCE_THRESHOLD, LABEL_FIELDS, AUIntensity, present_aus
+from affect_mllm.voice_cues import voice_claim_agreement, voice_cues_in
 from affect_mllm.wheels import LEVELS, EmotionWheels, parse_label_list
 
 LENGTH_PENALTIES = ("none", "inverse", "ratio", "log")
@@ -271,7 +272,7 @@ def consistency_reward(completions: Sequence[Any], *, aus: Sequence[Any] | None 
     """Does the rationale's evidence support the answer, and are its AUs real?
 
     support = mean of `knowledge.au_support(cited AUs, category)` (if AUs are cited) and
-    `knowledge.voice_claim_agreement(voice cues, category)` (if voice cues are cited), where category is the
+    `voice_cues.voice_claim_agreement(voice cues, category)` (if voice cues are cited), where category is the
     answered emotion's; an answer in no category gets 0. Then, where AU labels exist,
     reward = support - hallucination_weight * (share of cited AUs absent from the labels).
     Range [-hallucination_weight, 1]; never None (support needs no label).

@@ -74,7 +74,8 @@ def perception_rationale(aus: dict[int, float], voice: dict[str, str] | None) ->
     Returns:
         e.g. "Face: inner brows raised (AU1C), jaw dropped (AU26B). Voice: high-pitched voice, loud voice."
     """
-    from affect_mllm.knowledge import au_cue, intensity_letter, voice_phrase
+    from affect_mllm.knowledge import au_cue, intensity_letter
+    from affect_mllm.voice_cues import voice_phrase
 
     face = ", ".join(f"{au_cue(au)} (AU{au}{intensity_letter(value)})" for au, value in sorted(aus.items()))
     parts = [f"Face: {face or 'no action unit above trace'}."]

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from affect_mllm.answer import AnswerFields, render_answer
-from affect_mllm.knowledge import CATEGORIES, au_cue, intensity_letter, prototype, voice_cue_phrases
+from affect_mllm.knowledge import CATEGORIES, au_cue, intensity_letter, prototype
 from affect_mllm.lexicon import fine_words
 from affect_mllm.rewards import REWARDS, get_reward_funcs, score_completions
+from affect_mllm.voice_cues import voice_cue_phrases
 
 
 def timed(function, *args, **kwargs):

@@ -1,4 +1,5 @@
-"""Tests of affect_mllm.knowledge: AU catalogue, intensity letters, prototypes, au_support, voice profiles.
+"""Tests of the knowledge base: AU catalogue, intensity letters, prototypes, au_support (affect_mllm.knowledge),
+voice profiles and cue words (affect_mllm.voice_cues) and the data-table reader (affect_mllm.data_tables).
 
 Run: pytest tests/test_knowledge.py -q
 """
@@ -13,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from affect_mllm import knowledge
+from affect_mllm.data_tables import DataTableError, read_data_table
 from affect_mllm.knowledge import (
     CATEGORIES,
     REGIONS,
-    VOICE_ATTRIBUTES,
-    DataTableError,
     all_aus,
     au_cue,
     au_name,
+    au_phrases,
     au_region,
     au_support,
     emotions_supported_by,
@@ -28,7 +29,9 @@ from affect_mllm.knowledge import (
     intensity_letter,
     prototype,
     prototypes,
-    vocabulary_phrases,
+)
+from affect_mllm.voice_cues import (
+    VOICE_ATTRIBUTES,
     voice_claim_agreement,
     voice_cue_phrases,
     voice_cue_vocabulary,
@@ -206,9 +209,9 @@ def test_voice_claim_agreement_worked_example():
     assert voice_claim_agreement([], "sad") == 0.0
 
 
-def test_vocabulary_phrases_hold_au_and_voice_wording():
-    phrases = set(vocabulary_phrases())
-    assert {"Lip Corner Puller", "lip corners pulled up", "trembling voice", "high-pitched"} <= phrases
+def test_au_and_voice_wording():
+    assert {"Lip Corner Puller", "lip corners pulled up"} <= set(au_phrases())
+    assert {"trembling voice", "high-pitched"} <= set(voice_cue_vocabulary())
 
 
 def test_bad_catalogue_row_names_file_and_line(monkeypatch):
@@ -220,7 +223,7 @@ def test_bad_catalogue_row_names_file_and_line(monkeypatch):
 
 
 def test_read_data_table_reports_file_line_numbers():
-    rows = knowledge.read_data_table("au_catalogue.csv", ("au",))
+    rows = read_data_table("au_catalogue.csv", ("au",))
     text = (resources.files("affect_mllm") / "data" / "au_catalogue.csv").read_text(encoding="utf-8")
     first_line_no, first_row = rows[0]
     assert text.splitlines()[first_line_no - 1].startswith(f"{first_row['au']},")

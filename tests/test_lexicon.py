@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from affect_mllm import lexicon
-from affect_mllm.knowledge import CATEGORIES, DataTableError, read_data_table
+from affect_mllm.data_tables import DataTableError, read_data_table
+from affect_mllm.knowledge import CATEGORIES
 from affect_mllm.lexicon import (
     WHEELS,
     all_surface_words,

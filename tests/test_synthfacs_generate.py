@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from affect_mllm.answer import cited_aus
-from affect_mllm.knowledge import CATEGORIES, prototype, voice_claim_agreement, voice_cues_in
+from affect_mllm.knowledge import CATEGORIES, prototype
 from affect_mllm.lexicon import normalize_word, to_category
 from affect_mllm.media import MediaSettings, load_audio, load_video
 from affect_mllm.schema import AU_PRESENCE_THRESHOLD, read_manifest
@@ -35,6 +35,7 @@ from affect_mllm.synthfacs.rationales import (
     VOICE_PHRASES,
 )
 from affect_mllm.synthfacs.voice import sample_speaker, voice_attributes
+from affect_mllm.voice_cues import voice_claim_agreement, voice_cues_in
 
 SETTINGS = MediaSettings()
 
@@ -193,7 +194,7 @@ def test_conflict_share_and_rule():
 
 @pytest.mark.parametrize("emotion", CATEGORIES)
 def test_voice_attributes_follow_the_profile(emotion):
-    from affect_mllm.knowledge import voice_profile
+    from affect_mllm.voice_cues import voice_profile
 
     profile = voice_profile(emotion)
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ def make_eval_sets(folder: Path, levels: list[int], clips: int, seed: int) -> di
 
 def voice_accuracy(rationales: list[str | None], gold: list[dict[str, str]]) -> float:
     """Share of (clip, attribute) pairs whose labelled value the rationale states."""
-    from affect_mllm.knowledge import voice_cues_in
+    from affect_mllm.voice_cues import voice_cues_in
 
     hits = total = 0
     for text, labels in zip(rationales, gold, strict=True):

@@ -39,10 +39,12 @@ def label_words() -> list[str]:
 def template_texts() -> list[str]:
     """Prompt templates, answer grammar examples and rationale templates, as plain text."""
     from affect_mllm.answer import AU_NAMES_FOR_VOCABULARY, grammar_examples
-    from affect_mllm.knowledge import vocabulary_phrases
+    from affect_mllm.knowledge import au_phrases
     from affect_mllm.prompts import all_template_texts
+    from affect_mllm.voice_cues import voice_cue_vocabulary
 
-    return [*all_template_texts(), *grammar_examples(), *vocabulary_phrases(), " ".join(AU_NAMES_FOR_VOCABULARY)]
+    return [*all_template_texts(), *grammar_examples(), *au_phrases(), *voice_cue_vocabulary(),
+            " ".join(AU_NAMES_FOR_VOCABULARY)]
 
 
 def tokenizer_corpus() -> Iterator[str]:

@@ -21,7 +21,7 @@ threshold (schema.AU_PRESENCE_THRESHOLD = 1), and the AUs that change few pixels
 AU25) start at 2 or more, so that a linear probe finds them (benchmarks/learnability.py). Up to two other AUs
 are added at trace level (< 0.8), which FACS coders would not score and the labels leave out.
 
-Voice: each category speaks with its `knowledge.voice_profile` (categorical cues), turned into VoiceParams drawn
+Voice: each category speaks with its `voice_cues.voice_profile` (categorical cues), turned into VoiceParams drawn
 inside the bands of `voice.voice_attributes`, away from their edges. Anger and happiness share a categorical
 profile, so breathiness (pressed for anger, breathy for sadness and fear) and loudness nuance tell them apart.
 
@@ -39,8 +39,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from affect_mllm.knowledge import CATEGORIES, voice_profile
+from affect_mllm.knowledge import CATEGORIES
 from affect_mllm.synthfacs.voice import Speaker, VoiceParams
+from affect_mllm.voice_cues import voice_profile
 
 Range = tuple[float, float]
 OPTIONAL_SHARE = 0.5  # how often a "sometimes" AU joins: both variants stay common
@@ -149,7 +150,7 @@ AROUSAL_RATE_HZ = 0.8  # ... and faster
 def sample_voice(emotion: str, speaker: Speaker, arousal_offset: float, rng: np.random.Generator) -> VoiceParams:
     """Prosody of `emotion` for `speaker`, nudged by the clip's arousal offset (within +-0.35).
 
-    Every categorical cue of `knowledge.voice_profile(emotion)` maps to a numeric range; the draw stays inside
+    Every categorical cue of `voice_cues.voice_profile(emotion)` maps to a numeric range; the draw stays inside
     the bands of `voice.voice_attributes`, so the voice's attributes are the profile's.
     """
     cues = voice_profile(emotion).cues()

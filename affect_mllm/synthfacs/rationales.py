@@ -2,7 +2,7 @@
 
 A rationale says which AUs the face shows (cited as "AU6", "AU12" or with an intensity letter, "AU12D", as
 `answer.cited_aus` reads them), what the voice does (in phrases of the knowledge base's voice vocabulary, so
-`knowledge.voice_cues_in` reads the claims back) and why that means the emotion. It is plain text: it becomes the
+`voice_cues.voice_cues_in` reads the claims back) and why that means the emotion. It is plain text: it becomes the
 <think> part of the answer. It cites exactly the labelled AUs and claims only the voice cues of the voice's
 category, so consistency rewards score a reference rationale 1.
 
@@ -22,7 +22,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from affect_mllm.knowledge import au_cue, intensity_letter, voice_profile
+from affect_mllm.knowledge import au_cue, intensity_letter
+from affect_mllm.voice_cues import voice_profile
 
 NOUNS: Mapping[str, str] = MappingProxyType({
     "neutral": "a neutral state", "happy": "happiness", "sad": "sadness", "surprised": "surprise",
