@@ -2,17 +2,31 @@
 
 This is the one place that calls `os.replace`. Append-only logs survive kill -9: each record is one line
 written with a single `write` and flushed+fsynced; a torn last line (the process died mid-write) is ignored
-on read and cut off before the next append, so a resumed run neither loses nor duplicates records.
+on read (with a warning) and cut off before the next append, so a resumed run neither loses nor duplicates
+records. Only the logs this project appends to itself may end torn: in any other file (a user's manifest,
+predictions, gold), a last line without a newline is a record like the others, and a malformed line is an
+error naming the file and the line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class JsonlError(ValueError):
+    """A JSONL line that is not a JSON object: names the file, the line and the fault."""
+
+    def __init__(self, path: str | Path, line: int, fault: str) -> None:
+        self.path, self.line, self.fault = str(path), line, fault
+        super().__init__(f"{path}:{line}: {fault}")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -46,26 +60,42 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Yield the complete records of a JSONL file; a torn last line (no newline) is skipped.
+def read_jsonl(path: str | Path, *, appended_log: bool = False) -> Iterator[dict]:
+    """Yield the records of a JSONL file, one per non-blank line.
+
+    Args:
+        path: the file.
+        appended_log: True only for a log this project appends to itself (`AppendLog`): a last line without a
+            newline is then the torn write of a killed process, skipped with a warning. Otherwise (any file a
+            user gives) a last line without a newline is read like the others.
 
     Raises:
-        ValueError: a complete line that is not a JSON object, naming the file and line number.
+        JsonlError: a line that is not valid UTF-8 JSON or not an object, naming the file and line number.
     """
     path = Path(path)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
-                return  # torn tail of a killed writer: not a finished record
+            if appended_log and not raw.endswith(b"\n"):
+                logger.warning("%s:%d: torn last line (a write cut short by a kill) ignored", path, number)
+                return
             if not raw.strip():
                 continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield record
+            yield _record(path, number, raw)
+
+
+def _record(path: Path, number: int, raw: bytes) -> dict:
+    """One line's JSON object, or JsonlError naming the line and what is wrong with it."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise JsonlError(path, number, f"not valid UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise JsonlError(path, number, f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise JsonlError(path, number, "JSON nested too deeply") from None
+    if not isinstance(record, dict):
+        raise JsonlError(path, number, f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 class AppendLog:
@@ -100,7 +130,7 @@ class AppendLog:
         if not self.path.exists():
             return []
         seen: dict[Any, dict] = {}
-        for record in read_jsonl(self.path):
+        for record in read_jsonl(self.path, appended_log=True):
             seen.setdefault(record.get(self.key), record)
         return list(seen.values())
 

@@ -7,9 +7,11 @@ Formats (chosen by the file suffix):
   project manifest (Sample records) is such a file too: its media fields are ignored.
 - the official CSV (``.csv``): ``name`` plus ``openset`` (label strings) and/or ``reason`` (free text), read with
   pandas' default options as the reference reads them.
-- ``*-openset.npz`` (``.npz``): arrays ``filenames`` and ``fileitems`` (label strings), or a pickled
-  ``name2reason`` dict of free-text descriptions. npz files may hold pickled objects: evaluate trusted files only.
+- ``*-openset.npz`` (``.npz``): string arrays ``filenames`` and ``fileitems`` (label strings), as the official files
+  hold them. Nothing is unpickled (unpickling a file can run code): an archive of Python objects (object arrays, a
+  pickled ``name2reason`` dict) is refused with a message saying how to convert it.
 
+Valence, arousal and AU intensities are checked against the ranges a manifest allows (`schema.check_label_value`).
 `aus` may be AU numbers (``[6, 12]``), AU names (``["AU6", "AU12C"]``, a letter giving the intensity) or
 ``{"au", "intensity"}`` records on the 0-5 FACS scale. Records join on ``id`` (``name`` in the official files).
 """
@@ -28,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from affect_mllm.answer import ParsedAnswer, cited_aus, parse_answer
-from affect_mllm.jsonl import atomic_write_bytes, atomic_write_text, read_jsonl, write_jsonl
+from affect_mllm.jsonl import JsonlError, atomic_write_bytes, atomic_write_text, read_jsonl, write_jsonl
 from affect_mllm.knowledge import intensity_from_letter
-from affect_mllm.schema import AU_PRESENCE_THRESHOLD, present_aus
+from affect_mllm.schema import AU_PRESENCE_THRESHOLD, check_label_value, present_aus
 from affect_mllm.wheels import split_label_string
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".npz": "npz"}
@@ -138,16 +140,10 @@ def read_records(path: str | Path) -> list[LabelRecord]:
 
 
 def _read_jsonl(path: Path) -> list[LabelRecord]:
-    records = []
-    line = 0
     try:
-        for line, obj in enumerate(read_jsonl(path), start=1):
-            records.append(_record_from_json(obj, path, line))
-    except PredictionFileError:
-        raise
-    except ValueError as exc:  # read_jsonl names the file and line of bad JSON
-        raise PredictionFileError(path, str(exc)) from None
-    return records
+        return [_record_from_json(obj, path, line) for line, obj in enumerate(read_jsonl(path), start=1)]
+    except JsonlError as exc:
+        raise PredictionFileError(path, exc.fault, exc.line) from None
 
 
 def _record_from_json(obj: dict, path: Path, line: int) -> LabelRecord:
@@ -164,8 +160,8 @@ def _record_from_json(obj: dict, path: Path, line: int) -> LabelRecord:
         if values[key] is not None and not isinstance(values[key], str):
             raise fault(f"{key} must be a string, not {type(values[key]).__name__}")
     record = LabelRecord(id=str(record_id), emotion=values["emotion"], emotions=_emotions(values["emotions"], fault),
-                         aus=_aus(values["aus"], fault), valence=_number(values["valence"], "valence", fault),
-                         arousal=_number(values["arousal"], "arousal", fault), rationale=values["rationale"],
+                         aus=_aus(values["aus"], fault), valence=_label(values["valence"], "valence", fault),
+                         arousal=_label(values["arousal"], "arousal", fault), rationale=values["rationale"],
                          raw=values["raw"])
     if record.raw is None:
         return record
@@ -200,21 +196,18 @@ def _aus(value: Any, fault) -> dict[int, float | None] | None:
             for au in numbers:
                 out.setdefault(au, intensity_from_letter(letters[au]) if au in letters else None)
         elif isinstance(item, dict) and isinstance(item.get("au"), int) and item["au"] > 0:
-            intensity = _number(item.get("intensity"), f"AU{item['au']} intensity", fault)
-            if intensity is not None and not 0.0 <= intensity <= 5.0:
-                raise fault(f"AU{item['au']} intensity {intensity} is outside the FACS 0-5 scale")
-            out[item["au"]] = intensity
+            out[item["au"]] = _label(item.get("intensity"), "intensity", fault, f"AU{item['au']} ")
         else:
             raise fault(f"cannot read AU {item!r} (use 6, 'AU6', 'AU12C' or {{'au': 6, 'intensity': 2.5}})")
     return out
 
 
-def _number(value: Any, name: str, fault) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise fault(f"{name} must be a finite number, not {value!r}")
-    return float(value)
+def _label(value: Any, name: str, fault, prefix: str = "") -> float | None:
+    """A numeric label checked as a manifest checks it (one validator: `schema.check_label_value`)."""
+    try:
+        return check_label_value(name, value)
+    except ValueError as exc:
+        raise fault(prefix + str(exc)) from None
 
 
 def _read_csv(path: Path) -> list[LabelRecord]:
@@ -250,24 +243,37 @@ def _text_or_none(cell: Any) -> str | None:
     return str(cell)
 
 
+NPZ_PICKLED = ("holds pickled Python objects, which evaluate does not load (unpickling a file can run code); "
+               "save string arrays instead: np.savez(path, filenames=np.array(names, dtype=str), "
+               "fileitems=np.array(label_strings, dtype=str)), or write a CSV (name,openset or name,reason)")
+
+
 def _read_npz(path: Path) -> list[LabelRecord]:
+    """An `*-openset.npz` of string arrays, read without unpickling anything."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # np.load would take any other file for a pickle
+        raise PredictionFileError(path, "cannot be read as an npz archive (not a zip of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=True) as archive:  # the reference stores object arrays and dicts
+        with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except Exception as exc:  # np.load raises OSError, ValueError, BadZipFile or unpickling errors
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # numpy's refusal to load an object array
+            raise PredictionFileError(path, NPZ_PICKLED) from None
+        raise PredictionFileError(path, f"cannot be read as an npz archive ({exc})") from None
+    except Exception as exc:  # np.load raises OSError, BadZipFile, EOFError ...
         raise PredictionFileError(path, f"cannot be read as an npz archive ({exc})") from None
     if "filenames" in arrays and "fileitems" in arrays:
-        names, items = arrays["filenames"].tolist(), arrays["fileitems"].tolist()
-        if len(names) != len(items):
-            raise PredictionFileError(path, f"{len(names)} filenames but {len(items)} fileitems")
+        names, items = arrays["filenames"], arrays["fileitems"]
+        if names.dtype.kind not in "US" or items.dtype.kind not in "US":
+            raise PredictionFileError(path, f"filenames and fileitems must be string arrays, not {names.dtype} "
+                                            f"and {items.dtype}")
+        if names.shape != items.shape or names.ndim != 1:
+            raise PredictionFileError(path, f"{names.size} filenames but {items.size} fileitems")
+        names, items = (np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a for a in (names, items))
         return [LabelRecord(id=str(name), emotions=tuple(split_label_string(_text_or_none(item))))
-                for name, item in zip(names, items, strict=True)]
-    if "name2reason" in arrays:
-        mapping = arrays["name2reason"].item()
-        if not isinstance(mapping, dict):
-            raise PredictionFileError(path, "'name2reason' is not a dict")
-        return [LabelRecord(id=str(name), rationale=_text_or_none(reason)) for name, reason in mapping.items()]
-    raise PredictionFileError(path, f"has neither 'filenames'+'fileitems' nor 'name2reason' (has {sorted(arrays)})")
+                for name, item in zip(names.tolist(), items.tolist(), strict=True)]
+    raise PredictionFileError(path, f"has no 'filenames'+'fileitems' string arrays (has {sorted(arrays)})")
 
 
 def label_string(words: Iterable[str]) -> str:

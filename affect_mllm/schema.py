@@ -15,6 +15,7 @@ Example record:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from affect_mllm.jsonl import atomic_write_json, read_jsonl, write_jsonl
+from affect_mllm.jsonl import JsonlError, atomic_write_json, read_jsonl, write_jsonl
 
 # An AU counts as present when its intensity reaches FACS level A (trace), i.e. 1 on the 0-5 scale. Every
 # conversion from intensities to AU sets (rewards, metrics, prompts) goes through `Sample.au_set`/`present_aus`.
@@ -30,6 +31,30 @@ AU_PRESENCE_THRESHOLD = 1.0
 
 MEDIA_FIELDS = ("video", "audio", "image", "frames")
 LABEL_FIELDS = ("emotion", "emotions", "aus", "valence", "arousal", "rationale", "face_emotion", "voice_emotion")
+# The one statement of the numeric labels' ranges: manifests (Sample) and evaluate's files (predictions.py) check
+# values with `check_label_value`.
+LABEL_RANGES = {"valence": (-1.0, 1.0), "arousal": (-1.0, 1.0), "intensity": (0.0, 5.0)}
+
+
+def check_label_value(name: str, value: Any) -> float | None:
+    """A numeric label (valence, arousal, AU intensity) as a float, or ValueError saying what is wrong with it.
+
+    Example:
+        >>> check_label_value("valence", -0.5), check_label_value("arousal", None)
+        (-0.5, None)
+        >>> check_label_value("valence", 7)
+        Traceback (most recent call last):
+        ...
+        ValueError: valence 7 is outside [-1.0, 1.0]
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    low, high = LABEL_RANGES[name]
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value!r} is outside [{low}, {high}]")
+    return float(value)
 
 
 class ManifestError(ValueError):
@@ -46,7 +71,12 @@ class AUIntensity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     au: int = Field(ge=1, le=99)
-    intensity: float = Field(ge=0.0, le=5.0)
+    intensity: float
+
+    @field_validator("intensity", mode="before")
+    @classmethod
+    def _intensity_in_range(cls, value: Any) -> float:
+        return check_label_value("intensity", value)
 
 
 class Sample(BaseModel):
@@ -62,8 +92,8 @@ class Sample(BaseModel):
     emotion: str | None = Field(default=None, description="categorical label")
     emotions: list[str] | None = Field(default=None, description="open-vocabulary label set")
     aus: list[AUIntensity] | None = None
-    valence: float | None = Field(default=None, ge=-1.0, le=1.0)
-    arousal: float | None = Field(default=None, ge=-1.0, le=1.0)
+    valence: float | None = None
+    arousal: float | None = None
     rationale: str | None = None
     face_emotion: str | None = Field(default=None, description="emotion shown by the face, where it differs")
     voice_emotion: str | None = Field(default=None, description="emotion carried by the voice, where it differs")
@@ -75,6 +105,11 @@ class Sample(BaseModel):
         if isinstance(value, dict):
             raise ValueError("aus must be a list of {'au': int, 'intensity': float} records, not a dict")
         return value
+
+    @field_validator("valence", "arousal", mode="before")
+    @classmethod
+    def _dimension_in_range(cls, value: Any, info) -> float | None:
+        return check_label_value(info.field_name, value)
 
     @model_validator(mode="after")
     def _has_an_input(self) -> Sample:
@@ -185,10 +220,8 @@ def read_manifest(path: str | Path) -> Manifest:
                 raise ManifestError(path, f"duplicate id {sample.id!r}", line)
             seen.add(sample.id)
             samples.append(sample)
-    except ValueError as exc:
-        if isinstance(exc, ManifestError):
-            raise
-        raise ManifestError(path, str(exc)) from None
+    except JsonlError as exc:
+        raise ManifestError(path, exc.fault, exc.line) from None
     return Manifest(path=path, samples=samples, media_roots=_read_media_roots(path))
 
 

@@ -101,7 +101,7 @@ def read_log(path: Path) -> LogState:
     predicted: dict[str, dict] = {}
     failed: dict[str, dict] = {}
     if path.exists():
-        for entry in read_jsonl(path):
+        for entry in read_jsonl(path, appended_log=True):
             if "error" in entry:
                 failed.setdefault(entry["id"], entry)
             else:

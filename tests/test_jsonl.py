@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from affect_mllm.jsonl import AppendLog, atomic_write_json, read_jsonl, write_jsonl
+from affect_mllm.jsonl import AppendLog, JsonlError, atomic_write_json, read_jsonl, write_jsonl
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
@@ -23,20 +23,37 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.json"]
 
 
-def test_torn_tail_is_ignored_then_truncated(tmp_path):
+def test_torn_tail_of_an_appended_log_is_ignored_said_then_truncated(tmp_path, caplog):
     path = tmp_path / "log.jsonl"
     path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "x": ')  # killed mid-write
-    assert [r["id"] for r in read_jsonl(path)] == ["a", "b"]
+    assert [r["id"] for r in read_jsonl(path, appended_log=True)] == ["a", "b"]
+    assert "log.jsonl:3: torn last line" in caplog.text
     log = AppendLog(path)
     log.append({"id": "c", "x": 1})
     assert [r["id"] for r in read_jsonl(path)] == ["a", "b", "c"]
     assert log.done_keys() == {"a", "b", "c"}
 
 
-def test_bad_line_names_file_and_line(tmp_path):
+def test_a_users_file_keeps_its_last_line_and_refuses_a_cut_one(tmp_path):
+    """A file written by hand or by another tool often lacks the final newline: its last record counts. A cut
+    last line there is an error, not a silent drop."""
+    path = tmp_path / "gold.jsonl"
+    path.write_bytes(b'{"id": "a"}\n{"id": "b"}')
+    assert [r["id"] for r in read_jsonl(path)] == ["a", "b"]
+    path.write_bytes(b'{"id": "a"}\n{"id": "b"')
+    with pytest.raises(JsonlError, match=r"gold.jsonl:2: not valid JSON"):
+        list(read_jsonl(path))
+
+
+@pytest.mark.parametrize(("raw", "fault"), [
+    (b'{"id": "\xff"}\n', "not valid UTF-8"),
+    (b"[" * 100_000 + b"\n", "JSON nested too deeply"),
+    (b"[1, 2]\n", "expected a JSON object, got list"),
+])
+def test_malformed_lines_name_file_and_line(tmp_path, raw, fault):
     path = tmp_path / "x.jsonl"
-    path.write_text('{"a": 1}\n[1, 2]\n')
-    with pytest.raises(ValueError, match=r"x.jsonl:2: expected a JSON object"):
+    path.write_bytes(b'{"a": 1}\n\n' + raw)
+    with pytest.raises(JsonlError, match=rf"x.jsonl:3: ({fault})"):
         list(read_jsonl(path))
 
 

@@ -1,6 +1,6 @@
 """Prediction and gold files (affect_mllm/predictions.py): the three formats, round trips, joins, clear errors.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/test_predictions.py -q
+Run: .venv/bin/python -m pytest tests/test_predictions.py -q
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from affect_mllm.predictions import (
 )
 
 
-def write_lines(path, records):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+def write_lines(path, records, newline_at_end: bool = True):
+    lines = [r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r)).encode() for r in records]
+    path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end else b""))
     return path
 
 
@@ -77,13 +78,30 @@ def test_reason_csv_gives_rationales(tmp_path):
     assert record.rationale == "He smiles, clearly happy." and record.emotions is None
 
 
-def test_openset_npz_both_layouts(tmp_path):
+def test_openset_npz_string_arrays_are_read_and_pickles_refused(tmp_path):
+    """The official layout (string arrays) loads without unpickling; a pickle would run code, so it is refused
+    unopened: the pickled object's __reduce__ here creates a file when it runs."""
     path = tmp_path / "epoch_60-openset.npz"
-    np.savez(path, filenames=np.array(["s1", "s2"]), fileitems=np.array(["[happy]", "sad, angry"], dtype=object))
+    np.savez(path, filenames=np.array(["s1", "s2"]), fileitems=np.array(["[happy]", "sad, angry"]))
     assert [r.emotions for r in read_records(path)] == [("happy",), ("sad", "angry")]
-    reasons = tmp_path / "epoch_60.npz"
-    np.savez(reasons, name2reason={"s1": "She is delighted."})
-    assert read_records(reasons)[0].rationale == "She is delighted."
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.touch, ())
+
+    layouts = {
+        "objects.npz": {"filenames": np.array(["s1"]), "fileitems": np.array([Payload()], dtype=object)},
+        "epoch_60.npz": {"name2reason": np.array({"s1": "She is delighted."}, dtype=object)},
+    }
+    for name, arrays in layouts.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(PredictionFileError, match="pickled Python objects, which evaluate does not load"):
+            read_records(tmp_path / name)
+    assert not marker.exists()
+    with np.load(tmp_path / "objects.npz", allow_pickle=True) as archive:  # control: unpickling runs the payload
+        archive["fileitems"]
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".npz"])
@@ -107,7 +125,11 @@ def test_record_from_answer():
     (['{"emotions": ["happy"]}'], "no 'id'"),
     (['{"id": "a"}', '{"id": "a"}'], "duplicate id 'a'"),
     (['{"id": "a", "emotions": [1, 2]}'], "emotions must be"),
-    (['{"id": "a", "aus": [{"au": 6, "intensity": 9}]}'], "outside the FACS 0-5 scale"),
+    (['{"id": "a", "aus": [{"au": 6, "intensity": 9}]}'], r"AU6 intensity 9 is outside \[0.0, 5.0\]"),
+    (['{"id": "a", "valence": 7}'], r"valence 7 is outside \[-1.0, 1.0\]"),  # what a manifest refuses too
+    (['{"id": "a", "arousal": -9}'], r"arousal -9 is outside"),
+    (['{"id": "a"}', '{"id": "b"'], r":2: not valid JSON"),  # a cut last line of a user's file is an error
+    (['{"id": "a"}', b'{"id": "\xff"}'], r":2: not valid UTF-8"),
     (['{"id": "a", "aus": ["cheek"]}'], "cannot read AU"),
     (['{"id": "a", "valence": "high"}'], "valence must be a finite number"),
     (['{"id": "a", "raw": 5}'], "raw must be a string"),
@@ -135,7 +157,7 @@ def test_other_errors_name_the_file(tmp_path):
     with pytest.raises(PredictionFileError, match="z.npz: cannot be read"):
         read_records(tmp_path / "z.npz")
     np.savez(tmp_path / "w.npz", names=np.array(["a"]))
-    with pytest.raises(PredictionFileError, match="neither 'filenames'"):
+    with pytest.raises(PredictionFileError, match="no 'filenames'"):
         read_records(tmp_path / "w.npz")
 
 

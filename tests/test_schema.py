@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from affect_mllm.schema import (
     AU_PRESENCE_THRESHOLD,
     ManifestError,
     Sample,
+    check_label_value,
     meta_path,
     present_aus,
     read_manifest,
@@ -65,6 +67,26 @@ def test_bad_json_and_duplicates_name_the_line(tmp_path):
         read_manifest(path)
     with pytest.raises(ManifestError, match="not found"):
         read_manifest(tmp_path / "nope.jsonl")
+    path.write_bytes(b'{"id": "a", "audio": "a.wav"}\n{"id": "\xe9", "audio": "b.wav"}\n')  # Latin-1, not UTF-8
+    with pytest.raises(ManifestError, match=r"m.jsonl:2: not valid UTF-8"):
+        read_manifest(path)
+
+
+def test_a_last_line_without_newline_is_a_sample(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"id": "a", "audio": "a.wav"}\n{"id": "b", "audio": "b.wav"}')
+    assert [s.id for s in read_manifest(path)] == ["a", "b"]
+
+
+def test_one_range_check_for_manifests_and_evaluate():
+    """The ranges a manifest enforces are the ones evaluate's reader enforces (tests/test_predictions.py)."""
+    assert check_label_value("valence", -1) == -1.0 and check_label_value("intensity", 5) == 5.0
+    for name, value in (("valence", 7), ("arousal", -9), ("intensity", 5.5), ("valence", float("nan"))):
+        with pytest.raises(ValueError, match=name):
+            check_label_value(name, value)
+        with pytest.raises(ValidationError):
+            Sample.model_validate({"id": "x", "audio": "a.wav", **(
+                {"aus": [{"au": 6, "intensity": value}]} if name == "intensity" else {name: value})})
 
 
 def test_single_modality_samples_are_first_class():
