@@ -68,6 +68,14 @@ class SynthesisArguments:
         metadata={"help": "Manifest of seed samples with reference rationales, mixed into every retraining set."},
     )
     max_pool_samples: int | None = field(default=None, metadata={"help": "Use only the first N pool clips."})
+    au_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "False: the pool is treated as a corpus with emotion labels only; its AU labels, rationales "
+            "and provenance (SynthFACS keeps voice labels there) are hidden from prompts, rewards, the keep rule "
+            "and the shards, so only rewards that need no AU label can keep a candidate."
+        },
+    )
     regenerate_existing: bool = field(
         default=False,
         metadata={"help": "Also write rationales for pool clips whose own rationale already passes the keep rule."},
@@ -229,6 +237,29 @@ def check_rewards(args: SynthesisArguments, reward_args) -> None:
     unknown = sorted(set(args.min_rewards) - set(reward_args.reward_funcs))
     if unknown:
         raise ValueError(f"min_rewards names reward(s) not in reward_funcs: {unknown}")
+    if not args.au_labels:
+        blind = needs_au_labels(reward_args.reward_funcs, reward_args.reward_kwargs)
+        if blind:
+            raise ValueError(f"au_labels is false but reward(s) {blind} need AU labels: they would score no clip")
+
+
+# A well-formed happy answer; a reward that gives None for it without AU labels cannot score an emotion-only pool.
+_PROBE = ("<think>Cheeks raised (AU6), lip corners pulled up (AU12).</think>"
+          "<answer>emotion: happy; aus: AU6, AU12</answer>")
+
+
+def needs_au_labels(names: list[str], kwargs: dict | None) -> list[str]:
+    """The rewards among `names` that cannot score a completion whose clip has emotion labels but no AU labels.
+
+    Example:
+        >>> needs_au_labels(["format_reward", "au_f1_reward", "consistency_reward"], {})
+        ['au_f1_reward']
+    """
+    from affect_mllm.rewards import get_reward_funcs
+
+    funcs = get_reward_funcs(names, kwargs)
+    columns = {"emotion": ["happy"], "emotions": [["happy"]], "aus": [None]}
+    return [name for name, func in zip(names, funcs, strict=True) if func([_PROBE], **columns) == [None]]
 
 
 def parse_args(argv: list[str] | None = None):

@@ -74,7 +74,7 @@ def hint_text(sample: Sample, task: str) -> str:
     from affect_mllm.prompts import label_hint
     from affect_mllm.targets import answer_fields
 
-    fields = answer_fields(sample, task)
+    fields = answer_fields(sample.model_copy(update={"aus": sample.aus or []}), task)  # AU labels may be hidden
     emotion = fields.emotion or (", ".join(fields.emotions) if fields.emotions else None)
     return label_hint(emotion, sample.au_set())
 
@@ -134,13 +134,14 @@ def generate_candidates(
             for clip, problems in clips_needing(pool, attempt, records, verifier)
             if attempt_key(clip.sample.id, attempt) not in records
         ]
-        for batch in _batches(todo, plan.batch_size):
+        for done, batch in enumerate(_batches(todo, plan.batch_size), start=1):
             requests = [build_request(clip, engine.spec, plan, attempt, problems) for clip, problems in batch]
             results = engine.generate(requests, plan.sampling)
             for (clip, problems), request, generations in zip(batch, requests, results, strict=True):
                 log.append(candidate_record(clip.sample.id, attempt, request, generations, problems))
             generated_now += len(batch)
-            logger.info("round %d attempt %d: %d/%d clips generated", plan.round, attempt, generated_now, len(todo))
+            logger.info("round %d attempt %d: %d/%d clips generated", plan.round, attempt,
+                        min(done * plan.batch_size, len(todo)), len(todo))
     records = log.records()
     return {
         "clips": len(pool),

@@ -373,12 +373,13 @@ class SynthesisRun:
 
 
 def load_pool(args) -> list[PoolClip]:
-    """The pool clips of every pool manifest that carry the labels the task's answer needs.
+    """The pool clips of every pool manifest that carry the labels the task's answer needs (AU labels hidden when
+    `au_labels` is false).
 
     Raises:
         ValueError: no pool manifest, or two pool clips with the same id.
     """
-    from affect_mllm.targets import task_is_answerable
+    from data_synthesis.select import verifiable, without_au_labels
 
     if not args.pool_manifests:
         raise ValueError("pool_manifests is empty: name at least one manifest of labelled clips")
@@ -389,8 +390,8 @@ def load_pool(args) -> list[PoolClip]:
             if sample.id in seen:
                 raise ValueError(f"pool clip id {sample.id!r} appears twice ({path})")
             seen.add(sample.id)
-            if task_is_answerable(sample, args.task):
-                clips.append(PoolClip(sample, manifest))
+            if verifiable(sample, args.task, args.au_labels):
+                clips.append(PoolClip(sample if args.au_labels else without_au_labels(sample), manifest))
     return clips[: args.max_pool_samples]
 
 

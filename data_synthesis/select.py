@@ -79,6 +79,18 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def without_au_labels(sample: Sample) -> Sample:
+    """The clip as a corpus with emotion labels only has it: no AU labels, no rationale, no provenance."""
+    return sample.model_copy(update={"aus": None, "rationale": None, "source": None})
+
+
+def verifiable(sample: Sample, task: str, au_labels: bool = True) -> bool:
+    """Whether the clip has the labels the task's answer gives (with `au_labels` false, all of them but `aus`)."""
+    from affect_mllm.targets import task_is_answerable
+
+    return task_is_answerable(sample if au_labels else sample.model_copy(update={"aus": []}), task)
+
+
 def label_columns(sample: Sample, n: int) -> dict[str, list]:
     """The clip's labels as reward columns, one value per completion (the schema's column names)."""
     aus = None if sample.aus is None else [a.model_dump() for a in sample.aus]

@@ -367,6 +367,37 @@ def test_loop_writes_valid_shards_with_provenance(tmp_path, synthfacs_small, tin
     assert run_recipe(recipe) == reports and len(engine.requests) == 8 * 2 + len(state2["pool"]) * 2
 
 
+def test_emotion_only_pool_hides_au_labels_from_prompts_rewards_and_shards(
+    tmp_path, synthfacs_small, tiny_omni_dir, monkeypatch
+):
+    """au_labels false: the pool's AU labels reach no prompt, reward or shard; AU rewards are refused."""
+    from affect_mllm.models.registry import resolve
+    from data_synthesis import ray_scale
+    from data_synthesis.config import parse_args
+    from data_synthesis.shard import read_shard
+
+    engine = ScriptedEngine(resolve(str(tiny_omni_dir)))
+    monkeypatch.setattr(ray_scale.EngineSpec, "load", lambda spec: engine)
+    pool = labels_only_pool(synthfacs_small["val"], tmp_path / "pool" / "pool.jsonl", 8)
+    assert all(s.aus is not None for s in read_manifest(pool).samples)  # the labels exist, and stay hidden
+    emotion_only = yaml.safe_load((REPO / "recipes" / "tiny-omni" / "synthesis_emotion_only.yaml").read_text())
+    rule = {k: emotion_only[k] for k in ("au_labels", "reward_funcs", "reward_weights")}
+    recipe = synthesis_recipe(tmp_path, {"base": tiny_omni_dir}, pool, tmp_path / "run", retries=1, hinted=True,
+                              min_reward=1.0, min_rewards={"format_reward": 1.0}, **rule)
+    report = run_recipe(recipe)[0]
+    prompts = [r.conversation.messages[-1]["content"][-1]["text"] for r in engine.requests]
+    assert all("The emotion is" in p and "active action units" not in p for p in prompts)  # the emotion hint only
+    shard = read_shard(tmp_path / "run" / "shards" / "shard-1.jsonl")
+    assert 0 < report["kept"] == len(shard)
+    assert all(s.aus is None and "origin" not in s.source for s in shard.samples)
+    assert all(set(s.source["rewards"]) == set(rule["reward_funcs"]) for s in shard.samples)
+    with pytest.raises(ValueError, match=r"need AU labels.*au_f1_reward|au_f1_reward.*need AU labels"):
+        parse_args(["--config", str(REPO / "recipes" / "tiny-omni" / "synthesis.yaml"), "--au_labels", "false"])
+    grpo = yaml.safe_load((REPO / "recipes" / "tiny-omni" / "grpo.yaml").read_text())
+    weights = dict(zip(grpo["reward_funcs"], grpo["reward_weights"], strict=True))
+    assert rule["reward_weights"] == [weights[name] for name in rule["reward_funcs"]]  # GRPO's weights, less AUs
+
+
 # The fixture adapter (120 SFT steps on 24 clips) seldom writes a well-formed answer, so the recipe's keep rule keeps
 # nothing from it. The real-model tests lower the bar to "has a rationale" and sample at a low temperature, at which
 # the adapter closes its <think> in about 2 of 5 clips at these seeds, so that real candidates reach every step; the
