@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("serve", "inference.cli:register_serve"),
     ("chat", "inference.cli:register_chat"),
     ("predict", "inference.cli:register_predict"),
+    ("timeline", "inference.timeline_cli:register"),
     ("synthesize", "data_synthesis.cli:register"),
     ("demo", "affect_mllm.demo:register"),
 )
