@@ -14,7 +14,7 @@ from dataclasses import fields
 import cv2
 import numpy as np
 
-from affect_mllm.synthfacs.face import EYE_Y, blend, face_transform
+from affect_mllm.synthfacs.face_geometry import EYE_Y, blend, face_transform
 from affect_mllm.synthfacs.nuisance import FaceStyle, Palette, face_palette
 
 _MOUTH_KEYS = (
