@@ -71,6 +71,7 @@ def _echo_summary(metrics: dict[str, Any], json_out: Path, report: Path | None) 
 
     import typer
 
+    from affect_mllm.evaluation import benchmark_figures
     from affect_mllm.report import headline_rows
 
     typer.echo(f"{metrics['n_samples']} samples, {metrics['n_predicted']} with a prediction "
@@ -80,7 +81,8 @@ def _echo_summary(metrics: dict[str, Any], json_out: Path, report: Path | None) 
         shown = "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
         typer.echo(f"  {label}: {shown}{ci}")
     for name, group in metrics.get("by_group", {}).items():
-        figures = ", ".join(f"{label} {value:.4f}" for label, value, _ in headline_rows(group)
-                            if value is not None and not math.isnan(value))
-        typer.echo(f"  [{name}] n={group['n_samples']}: {figures}")
+        figures = benchmark_figures(group)
+        shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items()
+                          if key not in ("n", "ci95") and value is not None and not math.isnan(value))
+        typer.echo(f"  [{name}] n={figures['n']}: {shown}")
     typer.echo(f"metrics -> {json_out}" + (f"; report -> {report}" if report is not None else ""))

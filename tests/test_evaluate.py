@@ -179,3 +179,14 @@ def test_a_report_without_plots(tmp_path):
         "report.json", "report.md"]
     assert json.loads(paths["json"].read_text())["wheel_level1"]["f"] is None  # NaN is written as null
     assert "| wheel_level1 f | n/a | n/a |" in paths["markdown"].read_text()
+
+
+def test_task_and_group_options(app, tmp_path):
+    gold, pred = write_jsonl(tmp_path / "gold.jsonl", GOLD), write_jsonl(tmp_path / "pred.jsonl", PRED)
+    result, _ = run(app, tmp_path, pred, gold, "--task", "mind_reading")
+    assert result.exit_code == 2 and "--task" in result.output
+    result, metrics = run(app, tmp_path, pred, gold, "--task", "ov_emotion", "--group-by", "emotion")
+    assert result.exit_code == 0, result.output
+    assert set(metrics["by_group"]) == {"happy", "angry", "sad"} and "[happy] n=1" in result.output
+    # s1 and s2 follow the grammar with an emotions field; s3 has no completion to check.
+    assert metrics["format"]["rate"] == 2 / 3 and metrics["provenance"]["task"] == "ov_emotion"
