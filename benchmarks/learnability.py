@@ -1,8 +1,9 @@
-"""Are SynthFACS labels in the pixels and the sound? Linear probes per difficulty level, against shuffled labels.
+"""Are SynthFACS labels in the pixels and the sound? Probes per difficulty level, beside the chance lines.
 
-Run: .venv/bin/python benchmarks/learnability.py [--train 1200 --test 400 --workers 2]   (about 31 min on 2 cores)
+Run: .venv/bin/python benchmarks/learnability.py [--train 1200 --test 400 --levels 0 1 2 3 4 --workers 2]
+     (about 25 min on 2 cores at that size; a smaller run widens the printed intervals)
 
-For each difficulty level 0-4 a train and a test split are generated (disjoint identities; conflict share 0, so
+For each difficulty level a train and a test split are generated (disjoint identities; conflict share 0, so
 that the voice-only row measures what the voice carries, not the conflict rule), decoded through the media
 pipeline (`media.load_video`, `media.load_audio`: the probes see H.264 frames and AAC audio, as a model would), and
 turned into features:
@@ -14,12 +15,19 @@ turned into features:
   spectral flatness and the syllable-rate modulation spectrum.
 - face images for the CNN: the apex and its change from the first frame, grey and redness, at 64 x 64.
 Scikit-learn logistic regression is trained on train and scored on test: emotion from face + voice, face only and
-voice only, each AU (present = intensity >= 1) from the face, and the same with the train labels shuffled.
-A tiny CNN (three conv blocks, global pooling; one head for the emotion, one per AU) is trained on the face images
-with and without shuffled labels: the AUs that change few pixels of a face that moves, scales and rolls (AU14's
-dimple, AU26's jaw drop next to AU25's parted lips) are out of reach of a linear map of pixels, which is at chance
-on them at levels 3-4, while convolutions find them wherever the face is. The AU figures in the JSON are the CNN's.
-Chance is 1/8 for emotion (classes are balanced); for an AU, guessing at its base rate scores F1 = base rate.
+voice only (and face + voice on shuffled train labels: the emotion chance line, 1/8 for balanced classes), and
+each AU (present = intensity >= 1) from the face. A tiny CNN (three conv blocks, global pooling; one head for the
+emotion, one per AU) is trained on the face images: the AUs that change few pixels of a face that moves, scales
+and rolls (AU14's dimple, AU26's jaw drop next to AU25's parted lips) are out of reach of a linear map of pixels,
+while convolutions find them wherever the face is. The AU figures in the JSON are the CNN's.
+
+AU chance lines, per AU on the test clips (p = its base rate): base-rate F1 = p (guessing "present" at random with
+probability p) and always-present F1 = 2p / (1 + p), the best any constant guess scores. (A CNN trained on
+shuffled labels is no chance line for F1: with nothing to learn its weighted loss drives every AU to "absent",
+F1 near 0; it was dropped.) Most SynthFACS AUs follow from the class, so AU F1 largely restates emotion
+recognition; the within-class F1 of the AUs a class shows only sometimes (AU25 in happy, AU17 in sad, AU26 vs
+AU27 in surprised, AU23 vs AU24 in angry, AU15 and AU17 in disgusted; heldout.optional_aus) measures AU
+perception itself, beside the always-present F1 within that class. Intervals: 95 % bootstrap over test clips.
 The last line is JSON with the figures at the default difficulty (generate.DEFAULT_DIFFICULTY).
 """
 
@@ -35,14 +43,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from heldout import always_present_f1, optional_aus
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from affect_mllm.knowledge import CATEGORIES
 from affect_mllm.media import MediaSettings, load_audio, load_video
+from affect_mllm.metrics.au import per_au_f1_from_matrices
+from affect_mllm.metrics.bootstrap import bootstrap_ci
 from affect_mllm.schema import read_manifest
 from affect_mllm.synthfacs.generate import DEFAULT_DIFFICULTY, generate_synthfacs
 from affect_mllm.synthfacs.nuisance import DIFFICULTIES
@@ -172,17 +182,16 @@ def _inputs(train: dict, test: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return {"face": face_pair, "voice": voice_pair, "both": both}
 
 
-def _au_f1(x_train: np.ndarray, aus_train: np.ndarray, x_test: np.ndarray, aus_test: np.ndarray) -> np.ndarray:
-    """F1 on test per probed AU of one logistic regression per AU (an AU constant in train is predicted so)."""
-    scores = []
+def _au_predictions(x_train: np.ndarray, aus_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Test predictions (clips x probed AUs) of one logistic regression per AU (a constant AU is predicted so)."""
+    columns = []
     for column in range(aus_train.shape[1]):
         target = aus_train[:, column]
         if target.min() == target.max():
-            predicted = np.full(len(x_test), target[0])
+            columns.append(np.full(len(x_test), target[0]))
         else:
-            predicted = _logistic().fit(x_train, target).predict(x_test)
-        scores.append(f1_score(aus_test[:, column], predicted, zero_division=0.0))
-    return np.array(scores)
+            columns.append(_logistic().fit(x_train, target).predict(x_test))
+    return np.stack(columns, axis=1).astype(int)
 
 
 def _conv_block(channels_in: int, channels_out: int) -> torch.nn.Module:
@@ -192,8 +201,8 @@ def _conv_block(channels_in: int, channels_out: int) -> torch.nn.Module:
                          nn.MaxPool2d(2))
 
 
-def cnn_probe(train: dict, test: dict, order: np.ndarray | slice, seed: int) -> tuple[float, np.ndarray]:
-    """A tiny CNN on the face images (emotion and AU heads), trained on train[order] labels: (accuracy, AU F1s).
+def cnn_probe(train: dict, test: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny CNN on the face images (emotion and AU heads): (predicted emotions, predicted AUs) of the test clips.
 
     Augmentation keeps labels true: a mirror (one-sided AUs are labelled without a side) and a shift of a few
     pixels. AU losses are weighted by sqrt(negatives / positives): rare AUs are otherwise never predicted.
@@ -204,8 +213,8 @@ def cnn_probe(train: dict, test: dict, order: np.ndarray | slice, seed: int) -> 
     x_train = torch.tensor(train["images"], dtype=torch.float32)
     mean, std = x_train.mean((0, 2, 3), keepdim=True), x_train.std((0, 2, 3), keepdim=True) + 1e-6
     x_train, x_test = (x_train - mean) / std, (torch.tensor(test["images"], dtype=torch.float32) - mean) / std
-    emotions = torch.tensor(train["emotion"][order])
-    aus = torch.tensor(train["aus"][order], dtype=torch.float32)
+    emotions = torch.tensor(train["emotion"])
+    aus = torch.tensor(train["aus"], dtype=torch.float32)
     rate = aus.mean(0).clamp(0.02, 0.98)
     au_weight = ((1 - rate) / rate).sqrt()
     classes = len(CATEGORIES)
@@ -232,58 +241,110 @@ def cnn_probe(train: dict, test: dict, order: np.ndarray | slice, seed: int) -> 
     net.eval()
     with torch.no_grad():
         out = net(x_test)
-    accuracy = float((out[:, :classes].argmax(1).numpy() == test["emotion"]).mean())
-    predicted = (out[:, classes:] > 0).int().numpy()
-    f1 = [f1_score(test["aus"][:, j], predicted[:, j], zero_division=0.0) for j in range(predicted.shape[1])]
-    return accuracy, np.array(f1)
+    return out[:, :classes].argmax(1).numpy(), (out[:, classes:] > 0).int().numpy()
+
+
+def au_f1s(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """F1 per column (AU) of two presence matrices, the evaluation's formula (metrics.au)."""
+    return per_au_f1_from_matrices(truth.astype(bool), predicted.astype(bool))
+
+
+def _accuracy_ci(truth: np.ndarray, predicted: np.ndarray, seed: int) -> list[float] | None:
+    hits = (truth == predicted).astype(float)
+    return bootstrap_ci(lambda idx: float(hits[idx].mean()), len(hits), seed=seed)
+
+
+def _mean_f1_ci(truth: np.ndarray, predicted: np.ndarray, seed: int) -> list[float] | None:
+    return bootstrap_ci(lambda idx: float(au_f1s(truth[idx], predicted[idx]).mean()), len(truth),
+                        seed=seed)
+
+
+def within_class(truth: dict, predicted: np.ndarray, seed: int) -> dict[str, dict]:
+    """F1 of each optional AU on the test clips of its class, with the class's always-present F1 and an interval."""
+    out = {}
+    for emotion, au in optional_aus():
+        rows = truth["emotion"] == CATEGORIES.index(emotion)
+        column = PROBED_AUS.index(au)
+        gold, guess = truth["aus"][rows][:, [column]], predicted[rows][:, [column]]
+        if not len(gold) or not gold.any():
+            continue
+        out[f"AU{au} in {emotion}"] = {
+            "f1": float(au_f1s(gold, guess)[0]),
+            "ci95": bootstrap_ci(lambda idx, g=gold, p=guess: float(au_f1s(g[idx], p[idx])[0]),
+                                 len(gold), seed=seed),
+            "always_present": always_present_f1(float(gold.mean())), "n": int(len(gold)),
+        }
+    return out
 
 
 def probe_level(train: dict, test: dict, seed: int) -> dict:
-    """Every probe of one difficulty level, with labels as given and with train labels shuffled."""
+    """Every probe of one difficulty level; emotion also with shuffled train labels; AU chance lines from test."""
     inputs = _inputs(train, test)
     shuffled = np.random.default_rng(seed).permutation(len(train["emotion"]))
 
-    def accuracy(modality: str, order: np.ndarray | slice = slice(None)) -> tuple[float, np.ndarray]:
+    def predict_emotion(modality: str, order: np.ndarray | slice = slice(None)) -> np.ndarray:
         x_train, x_test = inputs[modality]
-        predicted = _logistic().fit(x_train, train["emotion"][order]).predict(x_test)
-        return float(np.mean(predicted == test["emotion"])), predicted
+        return _logistic().fit(x_train, train["emotion"][order]).predict(x_test)
 
-    emotion_acc, predicted = accuracy("both")
+    def accuracy(predicted: np.ndarray) -> float:
+        return float(np.mean(predicted == test["emotion"]))
+
+    predicted = predict_emotion("both")
+    cnn_emotion, cnn_aus = cnn_probe(train, test, seed)
     face_train, face_test = inputs["face"]
-    cnn_acc, cnn_au_f1 = cnn_probe(train, test, slice(None), seed)
-    cnn_shuffled_acc, cnn_shuffled_au_f1 = cnn_probe(train, test, shuffled, seed)
+    linear_aus = _au_predictions(face_train, train["aus"], face_test)
+    base_rate = test["aus"].mean(axis=0)
     return {
-        "emotion_acc": emotion_acc, "emotion_acc_face_only": accuracy("face")[0],
-        "emotion_acc_voice_only": accuracy("voice")[0], "emotion_acc_shuffled": accuracy("both", shuffled)[0],
-        "emotion_acc_face_cnn": cnn_acc, "emotion_acc_face_cnn_shuffled": cnn_shuffled_acc,
-        "au_f1_per_au": cnn_au_f1, "au_f1_shuffled_per_au": cnn_shuffled_au_f1,
-        "au_f1_linear_per_au": _au_f1(face_train, train["aus"], face_test, test["aus"]),
-        "au_f1_linear_shuffled_per_au": _au_f1(face_train, train["aus"][shuffled], face_test, test["aus"]),
-        "au_base_rate": test["aus"].mean(axis=0), "predicted": predicted, "truth": test["emotion"],
+        "emotion_acc": accuracy(predicted), "emotion_acc_face_only": accuracy(predict_emotion("face")),
+        "emotion_acc_voice_only": accuracy(predict_emotion("voice")),
+        "emotion_acc_shuffled": accuracy(predict_emotion("both", shuffled)),
+        "emotion_acc_face_cnn": accuracy(cnn_emotion),
+        "au_f1_per_au": au_f1s(test["aus"], cnn_aus),
+        "au_f1_linear_per_au": au_f1s(test["aus"], linear_aus),
+        "au_base_rate": base_rate, "au_always_present": np.array([always_present_f1(p) for p in base_rate]),
+        "ci95": {"emotion_acc": _accuracy_ci(test["emotion"], predicted, seed),
+                 "emotion_acc_face_cnn": _accuracy_ci(test["emotion"], cnn_emotion, seed),
+                 "au_f1": _mean_f1_ci(test["aus"], cnn_aus, seed)},
+        "within_class": within_class(test, cnn_aus, seed),
+        "within_class_linear": within_class(test, linear_aus, seed),
+        "predicted": predicted, "truth": test["emotion"],
     }
 
 
 def print_level_table(results: dict[int, dict]) -> None:
-    print(f"\n{'level':<6}{'emotion':>9}{'face':>7}{'voice':>7}{'shuffled':>10}{'face CNN':>10}{'CNN shuf':>10}"
-          f"{'AU F1':>8}{'AU shuf':>9}{'AU lin':>8}{'AU chance':>11}  weakest AU (F1 - chance)")
+    print(f"\n{'level':<6}{'emotion':>9}{'face':>7}{'voice':>7}{'shuffled':>10}{'face CNN':>10}"
+          f"{'AU F1 CNN [95% CI]':>21}{'AU lin':>8}{'base-rate':>11}{'always':>8}"
+          f"{'optional AUs in class':>23}  weakest AU (F1 - always)")
     for level, r in results.items():
-        margin = r["au_f1_per_au"] - r["au_base_rate"]
+        margin = r["au_f1_per_au"] - r["au_always_present"]
         weakest = int(np.argmin(margin))
+        low, high = r["ci95"]["au_f1"]
+        optional = r["within_class"].values()
+        mean_f1 = np.mean([v["f1"] for v in optional])
+        mean_always = np.mean([v["always_present"] for v in optional])
         print(f"{level:<6}{r['emotion_acc']:>9.3f}{r['emotion_acc_face_only']:>7.3f}{r['emotion_acc_voice_only']:>7.3f}"
               f"{r['emotion_acc_shuffled']:>10.3f}{r['emotion_acc_face_cnn']:>10.3f}"
-              f"{r['emotion_acc_face_cnn_shuffled']:>10.3f}{r['au_f1_per_au'].mean():>8.3f}"
-              f"{r['au_f1_shuffled_per_au'].mean():>9.3f}{r['au_f1_linear_per_au'].mean():>8.3f}"
-              f"{r['au_base_rate'].mean():>11.3f}  AU{PROBED_AUS[weakest]} {margin[weakest]:+.2f}")
+              f"{r['au_f1_per_au'].mean():>8.3f} [{low:.3f}, {high:.3f}]{r['au_f1_linear_per_au'].mean():>8.3f}"
+              f"{r['au_base_rate'].mean():>11.3f}{r['au_always_present'].mean():>8.3f}"
+              f"{f'{mean_f1:.3f} vs {mean_always:.3f}':>23}  AU{PROBED_AUS[weakest]} {margin[weakest]:+.2f}")
 
 
 def print_details(level: int, result: dict, results: dict[int, dict]) -> None:
-    """Per-AU F1 at every level (CNN / linear / base rate) and the confusion matrix (face + voice) at one level."""
-    print("\nper AU, CNN F1 / linear F1 / base rate, by level:")
-    print(f"{'':6}" + "".join(f"{f'level {k}':>17}" for k in results))
+    """Per-AU F1 at every level, within-class F1 of the optional AUs, and the confusion matrix at one level."""
+    print("\nper AU, CNN F1 / linear F1 / base-rate F1 / always-present F1, by level:")
+    print(f"{'':6}" + "".join(f"{f'level {k}':>22}" for k in results))
     for j, au in enumerate(PROBED_AUS):
-        cells = [f"{r['au_f1_per_au'][j]:.2f}/{r['au_f1_linear_per_au'][j]:.2f}/{r['au_base_rate'][j]:.2f}"
-                 for r in results.values()]
-        print(f"{f'AU{au}':6}" + "".join(f"{c:>17}" for c in cells))
+        cells = [f"{r['au_f1_per_au'][j]:.2f}/{r['au_f1_linear_per_au'][j]:.2f}/{r['au_base_rate'][j]:.2f}/"
+                 f"{r['au_always_present'][j]:.2f}" for r in results.values()]
+        print(f"{f'AU{au}':6}" + "".join(f"{c:>22}" for c in cells))
+    print("\nwithin-class F1 of the optional AUs, CNN [95% CI] / linear / always-present in the class, by level:")
+    for name in results[level]["within_class"]:
+        cells = []
+        for r in results.values():
+            cnn, linear = r["within_class"].get(name), r["within_class_linear"].get(name)
+            cells.append("-" if cnn is None else f"{cnn['f1']:.2f} [{cnn['ci95'][0]:.2f},{cnn['ci95'][1]:.2f}]/"
+                         f"{linear['f1']:.2f}/{cnn['always_present']:.2f}")
+        print(f"{name:18}" + "".join(f"{c:>28}" for c in cells))
     print(f"\nconfusion at level {level} (rows: truth, columns: predicted, face + voice):")
     print(" " * 14 + "".join(f"{c[:5]:>6}" for c in CATEGORIES))
     for row, name in enumerate(CATEGORIES):
@@ -291,11 +352,11 @@ def print_details(level: int, result: dict, results: dict[int, dict]) -> None:
         print(f"{name:<14}" + "".join(f"{c:>6}" for c in counts))
 
 
-def run(n_train: int, n_test: int, workers: int, seed: int, out: Path) -> dict[int, dict]:
-    """Generate, decode, featurise and probe every difficulty level; print progress and the level table."""
+def run(n_train: int, n_test: int, levels: list[int], workers: int, seed: int, out: Path) -> dict[int, dict]:
+    """Generate, decode, featurise and probe each difficulty level; print progress."""
     results = {}
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for level in range(len(DIFFICULTIES)):
+        for level in levels:
             started = time.perf_counter()
             splits = {}
             for split, n in (("train", n_train), ("test", n_test)):
@@ -308,35 +369,50 @@ def run(n_train: int, n_test: int, workers: int, seed: int, out: Path) -> dict[i
     return results
 
 
+def headline_json(headline: dict, results: dict[int, dict]) -> dict:
+    """The JSON line: the headline level's figures, its intervals and the weakest AU margins over all levels."""
+    def r4(value: float) -> float:
+        return round(float(value), 4)
+
+    keys = ("emotion_acc", "emotion_acc_face_only", "emotion_acc_voice_only", "emotion_acc_shuffled",
+            "emotion_acc_face_cnn")
+    return {
+        **{key: r4(headline[key]) for key in keys},
+        "chance": r4(1 / len(CATEGORIES)),
+        "au_f1": r4(headline["au_f1_per_au"].mean()), "au_f1_linear": r4(headline["au_f1_linear_per_au"].mean()),
+        "au_f1_base_rate": r4(headline["au_base_rate"].mean()),
+        "au_f1_always_present": r4(headline["au_always_present"].mean()),
+        "ci95": {k: [r4(v) for v in ci] for k, ci in headline["ci95"].items()},
+        "within_class": {name: {"f1": r4(v["f1"]), "ci95": [r4(x) for x in v["ci95"]],
+                                "always_present": r4(v["always_present"]), "n": v["n"]}
+                         for name, v in headline["within_class"].items()},
+        "weakest_au_margin_over_base_rate_any_level": r4(min((r["au_f1_per_au"] - r["au_base_rate"]).min()
+                                                             for r in results.values())),
+        "weakest_au_margin_over_always_present_any_level": r4(min((r["au_f1_per_au"] - r["au_always_present"]).min()
+                                                                  for r in results.values())),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=1200, help="train clips per level")
     parser.add_argument("--test", type=int, default=400, help="test clips per level")
+    parser.add_argument("--levels", type=int, nargs="+", default=list(range(len(DIFFICULTIES))),
+                        help="difficulty levels to probe (the default level is always among them)")
     parser.add_argument("--workers", type=int, default=2, help="processes for generation and decoding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="keep the generated clips in this folder")
     args = parser.parse_args()
     started = time.perf_counter()
     torch.set_num_threads(args.workers)
+    levels = sorted({*args.levels, DEFAULT_DIFFICULTY})
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(args.train, args.test, args.workers, args.seed, args.keep or Path(tmp))
+        results = run(args.train, args.test, levels, args.workers, args.seed, args.keep or Path(tmp))
     print_level_table(results)
     headline = results[DEFAULT_DIFFICULTY]
     print_details(DEFAULT_DIFFICULTY, headline, results)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; headline = level {DEFAULT_DIFFICULTY} (the default)")
-    print(json.dumps({
-        "emotion_acc": round(headline["emotion_acc"], 4),
-        "emotion_acc_face_only": round(headline["emotion_acc_face_only"], 4),
-        "emotion_acc_voice_only": round(headline["emotion_acc_voice_only"], 4),
-        "emotion_acc_shuffled": round(headline["emotion_acc_shuffled"], 4),
-        "au_f1": round(float(headline["au_f1_per_au"].mean()), 4),
-        "au_f1_shuffled": round(float(headline["au_f1_shuffled_per_au"].mean()), 4),
-        "chance": round(1 / len(CATEGORIES), 4),
-        "au_f1_linear": round(float(headline["au_f1_linear_per_au"].mean()), 4),
-        "emotion_acc_face_cnn": round(headline["emotion_acc_face_cnn"], 4),
-        "weakest_au_margin_any_level": round(float(min((r["au_f1_per_au"] - r["au_base_rate"]).min()
-                                                       for r in results.values())), 4),
-    }))
+    print(json.dumps(headline_json(headline, results)))
 
 
 if __name__ == "__main__":
