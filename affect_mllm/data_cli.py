@@ -10,6 +10,7 @@ def register(app) -> None:
     data_app = typer.Typer(help="Generate and convert datasets.", no_args_is_help=True)
     app.add_typer(data_app, name="data")
     _register_synthfacs(data_app)
+    _register_synthfacs_long(data_app)
     _register_synthfacs_gallery(data_app)
 
 
@@ -54,6 +55,35 @@ def _register_synthfacs(data_app) -> None:
             manifest = generate_synthfacs(out, n, **settings, workers=workers,
                                           progress=lambda done: progress.update(task, completed=done))
         typer.echo(str(manifest))
+
+
+def _register_synthfacs_long(data_app) -> None:
+    """`data synthfacs-long`: long clips with known segments, for timelines."""
+    import typer
+
+    @data_app.command("synthfacs-long")
+    def synthfacs_long_command(
+        out: str = typer.Argument(..., help="Folder for <split>-long.jsonl and clips/."),
+        n: int = typer.Option(..., "--n", min=1, help="Number of long clips."),
+        segments: int = typer.Option(6, "--segments", min=1, help="Expression episodes per clip (K)."),
+        seed: int = typer.Option(0, "--seed", help="Same seed and options, same manifest bytes."),
+        split: str = typer.Option("test", help="train, val or test: disjoint identities."),
+        min_segment: float = typer.Option(6.0, "--min-segment", help="Shortest segment (s)."),
+        max_segment: float = typer.Option(12.0, "--max-segment", help="Longest segment (s)."),
+        difficulty: int = typer.Option(None, help="Nuisance level 0..4 [default: the generator's]."),
+        conflict_share: float = typer.Option(0.0, help="Share of segments whose voice shows another emotion."),
+    ) -> None:
+        """Render long SynthFACS clips whose segments have known labels and boundaries."""
+        from affect_mllm.synthfacs.generate import DEFAULT_DIFFICULTY
+        from affect_mllm.synthfacs.long import LongSettings, generate_long
+
+        try:
+            settings = LongSettings(seed=seed, split=split, segments=segments, min_segment_s=min_segment,
+                                    max_segment_s=max_segment, conflict_share=conflict_share,
+                                    difficulty=DEFAULT_DIFFICULTY if difficulty is None else difficulty)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        typer.echo(str(generate_long(out, n, settings)))
 
 
 def _register_synthfacs_gallery(data_app) -> None:

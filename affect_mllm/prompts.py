@@ -68,6 +68,25 @@ class Modalities:
             text = "You are given a transcript only."
         return text + (" The subtitle is given below." if self.subtitle else "")
 
+    @classmethod
+    def from_prompt(cls, prompt: str) -> Modalities | None:
+        """The modalities a prompt built by `build_prompt` states (its `describe` sentence), None if it states none.
+
+        Example:
+            >>> Modalities.from_prompt(build_prompt("ov_emotion", Modalities(video=True)))
+            Modalities(video=True, image=False, audio=False, subtitle=False)
+        """
+        for candidate in _STATED:
+            if candidate.describe() in prompt:
+                return candidate
+        return None
+
+
+# every modality set a prompt can state, the longer sentences first (one ends where a shorter one does)
+_STATED = tuple(sorted((Modalities(video=v, image=i, audio=a, subtitle=t) for v in (False, True) for i in (False, True)
+                        for a in (False, True) for t in (False, True) if not (v and i)),
+                       key=lambda m: -len(m.describe())))
+
 
 def format_instruction(fields: Sequence[str], categories: Collection[str]) -> str:
     """The sentence that states the answer grammar for the requested fields."""

@@ -7,7 +7,7 @@ leaves it out). A reward never raises on model output; it raises ValueError on b
 reward's ``__name__`` is its registry key, its YAML name and its TRL log key ``rewards/<name>/mean``.
 
 Ranges: format [0, 1]; emotion_accuracy {0, 1}; emotion_wheel_f1 [0, 1]; au_f1 [-1, 1];
-consistency [-hallucination_weight, 1]; length_penalty [-1, 0].
+consistency [-hallucination_weight, 1]; length_penalty [-1, 0]; modality_grounding [-1, 0].
 
 Rewards are per-sample views of `affect_mllm.metrics`: the same parser, lexicon and F1 formulas.
 """
@@ -343,9 +343,63 @@ def length_penalty_reward(completions: Sequence[Any], *, min_words: int = 5, max
     return out
 
 
+def _sample_modalities(modalities: Any, prompt: Any) -> set[str] | None:
+    """The modalities a sample has: its `modalities` column (names, or one comma-separated string), else the ones
+    its prompt states (`prompts.Modalities.from_prompt`); None when neither says."""
+    from affect_mllm.prompts import Modalities
+
+    if modalities is not None:
+        names = modalities.split(",") if isinstance(modalities, str) else modalities
+        return {str(name).strip() for name in names}
+    stated = Modalities.from_prompt(completion_text(prompt) if not isinstance(prompt, list) else
+                                    " ".join(completion_text([m]) for m in prompt if m.get("role") == "user"))
+    return None if stated is None else {n for n in ("video", "image", "audio") if getattr(stated, n)}
+
+
+def modality_grounding_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+    """Penalise rationale cues of a modality the sample does not have (`modality.cited_cues`: AU numbers need a
+    video or image, voice-cue phrases need audio): minus the share of cited cues that are such.
+
+    0 when every cue is grounded or none is cited; -1 when all are ungrounded. Range [-1, 0]; None when neither a
+    `modalities` column nor a prompt's modality sentence says what the sample has.
+
+    The two inputs are not schema label columns, so they come through ``**kwargs`` (and the reward has no
+    settings): ``modalities``, per sample the modalities it has ("video", "image", "audio"; e.g.
+    `SampleMedia.modalities`), else ``prompts`` (TRL passes them), whose modality sentence is read.
+
+    Args:
+        completions: model completions.
+        **kwargs: dataset columns: `modalities` and `prompts` are read, the others ignored.
+
+    Returns:
+        One reward per completion.
+
+    Example:
+        >>> text = "<think>Brows drawn (AU4), lids tight (AU7), a loud voice.</think><answer>emotions: angry</answer>"
+        >>> modality_grounding_reward([text, text, text], modalities=[("video",), ("video", "audio"), ("audio",)])
+        [-0.3333333333333333, 0.0, -0.6666666666666666]
+    """
+    from affect_mllm.modality import cited_cues
+
+    columns = _column(kwargs.get("modalities"), len(completions), "modalities")
+    asked = _column(kwargs.get("prompts"), len(completions), "prompts")
+    out: list[float | None] = []
+    for answer, names, prompt in zip(_parsed(completions), columns, asked, strict=True):
+        present = _sample_modalities(names, prompt) if names is not None or prompt is not None else None
+        if present is None:
+            out.append(None)
+            continue
+        cues = cited_cues(answer.fields.rationale)
+        cited = len(cues["video"]) + len(cues["audio"])
+        ungrounded = (0 if present & {"video", "image"} else len(cues["video"])) + \
+            (0 if "audio" in present else len(cues["audio"]))
+        out.append(-ungrounded / cited if cited else 0.0)
+    return out
+
+
 REWARDS: dict[str, Callable[..., list[float | None]]] = {
     func.__name__: func for func in (format_reward, emotion_accuracy_reward, emotion_wheel_f1_reward, au_f1_reward,
-                                     consistency_reward, length_penalty_reward)
+                                     consistency_reward, length_penalty_reward, modality_grounding_reward)
 }
 
 

@@ -128,7 +128,7 @@ class ServerAnswerer:
         except MediaError as error:
             return broken_record(job.window, error, job.subtitle)
         with tempfile.TemporaryDirectory(prefix="affect-mllm-window-") as folder:
-            clip = Clip(video=window_clip(media, Path(folder) / "window.mp4", self.media_settings),
+            clip = Clip(video=media_clip(media, Path(folder) / "window.mp4", self.media_settings),
                         subtitle=job.subtitle)
             try:
                 answers = {task: self.client.analyze(clip, task, media="data", model=self.model,
@@ -163,8 +163,8 @@ def bounded_map(pool: ThreadPoolExecutor, func: Callable, items: Sequence, limit
             future.cancel()
 
 
-def window_clip(media: SampleMedia, path: Path, settings: MediaSettings) -> Path:
-    """Write a decoded window as a clip (frames at the model's fps, its audio) that decodes to the same frames."""
+def media_clip(media: SampleMedia, path: Path, settings: MediaSettings) -> Path:
+    """Write decoded media as a clip (frames at the model's fps, its audio) that decodes to the same frames."""
     if media.video is None:
-        raise MediaError(path, "window has no frames")
+        raise MediaError(path, "no frames to encode")
     return write_video(path, media.video, settings.fps, media.audio, settings.sample_rate, crf=WINDOW_CRF)

@@ -38,7 +38,8 @@ GARBAGE = ["", "happyhappyhappy", "<think>", "</answer><answer>", "<think>x</thi
 SMILE = [{"au": 6, "intensity": 3.0}, {"au": 12, "intensity": 4.0}]
 # (lower, upper) of each reward, as its docstring documents (consistency: default hallucination_weight = 1).
 RANGES = {"format_reward": (0.0, 1.0), "emotion_accuracy_reward": (0.0, 1.0), "emotion_wheel_f1_reward": (0.0, 1.0),
-          "au_f1_reward": (-1.0, 1.0), "consistency_reward": (-1.0, 1.0), "length_penalty_reward": (-1.0, 0.0)}
+          "au_f1_reward": (-1.0, 1.0), "consistency_reward": (-1.0, 1.0), "length_penalty_reward": (-1.0, 0.0),
+          "modality_grounding_reward": (-1.0, 0.0)}
 
 
 def answer(rationale: str, body: str) -> str:

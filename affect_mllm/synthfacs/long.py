@@ -14,7 +14,7 @@ SynthFACS indices from LONG_INDEX_OFFSET up, which short sets never reach, so no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from affect_mllm.synthfacs.generate import (
     render_audio,
     render_frames,
 )
+from affect_mllm.synthfacs.nuisance import DIFFICULTIES
 
 LONG_INDEX_OFFSET = 10_000_000  # segment indices of long clips start here (short sets use 0 .. n-1)
 SEGMENT_INDEX_STRIDE = 1_000  # indices per long clip: K segments each
@@ -54,6 +55,8 @@ class LongSettings:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if not 0 <= self.difficulty < len(DIFFICULTIES):
+            raise ValueError(f"difficulty must be 0..{len(DIFFICULTIES) - 1}, got {self.difficulty}")
         if not 1 <= self.segments < SEGMENT_INDEX_STRIDE:
             raise ValueError(f"segments must be 1..{SEGMENT_INDEX_STRIDE - 1}, got {self.segments}")
         if not 2.0 <= self.min_segment_s <= self.max_segment_s:
@@ -130,13 +133,3 @@ def generate_long(out_dir: str | Path, n: int, settings: LongSettings = LongSett
     meta = {"generator": "affect_mllm.synthfacs.long", **vars(settings), "n": n}
     return write_manifest(out / f"{settings.split}-long.jsonl", samples, meta=meta)
 
-
-def label_at(segments: Sequence[Mapping], t: float) -> str | None:
-    """The labelled emotion at time t (None outside the clip).
-
-    Example:
-        >>> label_at([{"start_s": 0.0, "end_s": 6.0, "emotion": "sad"}, {"start_s": 6.0, "end_s": 9.0,
-        ...           "emotion": "happy"}], 6.0)
-        'happy'
-    """
-    return next((s["emotion"] for s in segments if s["start_s"] <= t < s["end_s"]), None)
