@@ -13,6 +13,9 @@ from trl import GRPOConfig, SFTConfig
 from affect_mllm.prompts import TASKS
 
 RATIONALE_STYLES = ("reference", "perception")
+LAUNCH_HELP = ("The launch the dry run sizes memory for: single, ddp, zero2, zero3 or fsdp, optionally :N processes "
+               "(default: N of training/accelerate/<mode>.yaml), or an accelerate config file; default: the "
+               "launcher's environment, else one process.")
 
 
 @dataclass
@@ -103,6 +106,7 @@ class AffectSFTConfig(SFTConfig):
         default=False,
         metadata={"help": "Check data, tokens per sample, memory and batch divisibility; train nothing."},
     )
+    launch: str | None = field(default=None, metadata={"help": LAUNCH_HELP})
     # Our collator builds the batches from media: TRL must neither drop the raw columns nor tokenize them.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep raw columns for the media collator."})
     dataset_kwargs: dict | None = field(
@@ -134,6 +138,7 @@ class AffectGRPOConfig(GRPOConfig):
 
     dry_run: bool = field(
         default=False, metadata={"help": "Check data, num_generations vs batch sizes and memory; train nothing."})
+    launch: str | None = field(default=None, metadata={"help": LAUNCH_HELP})
     report_to: list[str] | str = field(default_factory=lambda: ["tensorboard"], metadata={"help": "Loggers."})
     save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})
     vllm_kv_cache_gib: float = field(

@@ -65,16 +65,17 @@ def make_conversation_builder(collator):
 def main(argv: list[str] | None = None) -> Path | None:
     """Run GRPO; return the output folder (None for a dry run)."""
     from training.common import last_checkpoint, setup_logging
-    from training.preflight import preflight
+    from training.preflight import parse_recipe, preflight
     from training.rollouts import rollout_source
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    data_args, model_args, reward_args, config = parse_args(argv)
+    data_args, model_args, reward_args, config = parse_recipe(parse_args, argv)
     setup_logging(config.process_index == 0)
     check_group_layout(config)
     rollouts = rollout_source(config, model_args)  # refuses unsupported modes before any weight is loaded
     if config.dry_run:
-        preflight(data_args, model_args, config, stage="grpo", num_generations=config.num_generations)
+        preflight(data_args, model_args, config, stage="grpo", num_generations=config.num_generations,
+                  reward_args=reward_args)
         return None
     trainer = build_trainer(data_args, model_args, reward_args, config, rollouts)
     try:

@@ -67,10 +67,10 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> Path | None:
     """Run SFT; return the output folder (None for a dry run)."""
     from training.common import last_checkpoint, setup_logging
-    from training.preflight import preflight
+    from training.preflight import parse_recipe, preflight
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    data_args, model_args, config = parse_args(argv)
+    data_args, model_args, config = parse_recipe(parse_args, argv)
     setup_logging(config.process_index == 0)
     if config.dry_run:
         preflight(data_args, model_args, config, stage="sft")
