@@ -113,7 +113,45 @@ def test_dry_run_checks_groups_before_loading_weights(tmp_path, synthfacs_small)
     with pytest.raises(ValueError, match="divisible by num_generations"):  # TRL's GRPOConfig check, at parse time
         main([*args, "--num_generations", "3", "--dry_run", "true"])
     # TRL accepts 8 generations over 2 accumulated micro-batches of 4; our trainer needs whole groups per micro-batch
-    with pytest.raises(PreflightError, match="num_generations=8 must divide per_device_train_batch_size=4"):
+    with pytest.raises(PreflightError, match="num_generations=8 must divide the global micro-batch"):
         main([*args, "--num_generations", "8", "--gradient_accumulation_steps", "2", "--dry_run", "true"])
     summary = main([*args, "--dry_run", "true"])
     assert summary is None and not (tmp_path / "x").exists()  # nothing trained, nothing written
+
+
+def test_sampler_draws_a_new_order_each_epoch_and_replays_it_on_resume():
+    from training.grpo_trainer import RepeatedPromptSampler
+
+    sampler = RepeatedPromptSampler(12, 2, seed=5)
+    first, second = list(sampler), list(sampler)  # two passes, as a loader that never calls set_epoch makes
+    assert first != second and sorted(first) == sorted(second) == sorted(list(range(12)) * 2)
+    assert all(first[i] == first[i + 1] for i in range(0, 24, 2))  # each group's completions sit together
+    resumed = RepeatedPromptSampler(12, 2, seed=5)  # a run resumed in epoch 1: Trainer calls set_epoch(1)
+    resumed.set_epoch(1)
+    assert list(resumed) == second
+    sampler.set_epoch(0)
+    assert list(sampler) == first
+
+
+def test_trainer_dataloader_shuffles_each_epoch_anew(tmp_path):
+    """Through Trainer's own dataloader (accelerate wraps it and forwards set_epoch to our sampler)."""
+    from datasets import Dataset
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from training.configs import AffectGRPOConfig
+    from training.grpo_trainer import MediaGRPOTrainer
+
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=1, num_key_value_heads=1))
+    args = AffectGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[],
+                            per_device_train_batch_size=4, num_generations=2, seed=5)
+    trainer = MediaGRPOTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"x": i} for i in range(10)]),
+                               processor=None, spec=None, reward_funcs=[], engine_factory=None,
+                               conversation_builder=None)
+    loader = trainer.get_train_dataloader()
+    epochs = []
+    for epoch in (0, 1, 0):
+        loader.set_epoch(epoch)
+        epochs.append([row["x"] for batch in loader for row in batch])
+    assert epochs[0] != epochs[1] and epochs[0] == epochs[2]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(list(range(10)) * 2)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from process_helpers import assert_same_adapter, kill_when
 from safetensors.torch import load_file
 
@@ -101,3 +102,60 @@ def test_collator_trains_on_the_chosen_rationale(style, tiny_omni_dir, synthfacs
             assert all(f"AU{au}" in rationale for au in sample.au_set())
             assert sample.emotion not in rationale
         assert f"emotions: {sample.emotions[0]}" in trained and trained.endswith("<|im_end|>")
+
+
+# Each switch of ModelArguments and the parameters it must train fully (module names of the 5.19 omni thinker).
+TOWER_PREFIXES = {"train_vision": "visual.", "train_audio": "audio_tower.", "train_merger": "visual.merger."}
+
+
+def _saved_name(name: str) -> str:
+    """A peft parameter name as the base model names it (the trained copy of a modules_to_save module)."""
+    return name.removeprefix("base_model.model.").replace(".modules_to_save.default", "")
+
+
+@pytest.mark.parametrize("switches", [("train_vision",), ("train_audio",), ("train_merger",),
+                                      ("train_vision", "train_merger")], ids="+".join)
+def test_tower_switches_train_exactly_their_tower(switches, tiny_omni_dir):
+    from peft import get_peft_model
+
+    from affect_mllm.models.registry import load_model_and_processor
+    from training.configs import ModelArguments
+    from training.lora import lora_config
+
+    model, _, spec = load_model_and_processor(str(tiny_omni_dir))
+    expected = {name for name, _ in model.named_parameters()
+                if any(name.startswith(TOWER_PREFIXES[switch]) for switch in switches)}
+    policy = get_peft_model(model, lora_config(spec, ModelArguments(**dict.fromkeys(switches, True))))
+    trainable = [name for name, p in policy.named_parameters() if p.requires_grad]
+    assert expected and {_saved_name(n) for n in trainable if "lora_" not in n} == expected
+    lora = [name for name in trainable if "lora_" in name]
+    assert lora and not any("visual" in name or "audio_tower" in name for name in lora)  # LoRA stays on the LM
+
+
+def test_audio_switch_refused_for_a_video_only_model(tiny_vl_dir):
+    from affect_mllm.models.registry import resolve
+    from training.configs import ModelArguments
+    from training.lora import lora_config
+
+    with pytest.raises(ValueError, match="no audio encoder"):
+        lora_config(resolve(str(tiny_vl_dir)), ModelArguments(train_audio=True))
+
+
+@pytest.mark.integration
+def test_sft_script_trains_the_switched_towers(tmp_path, tiny_omni_dir, synthfacs_small):
+    """Through the recipe script: the saved adapter holds the vision and audio towers, trained, beside the LoRA."""
+    from affect_mllm.models.registry import load_model_and_processor
+
+    out = tmp_path / "towers"
+    args = [*sft_args(tiny_omni_dir, synthfacs_small["train"], out, 2), "--train_vision", "true",
+            "--train_audio", "true"]
+    proc = run_sft(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = {_saved_name(k): v for k, v in load_file(out / "adapter_model.safetensors").items()}
+    base = dict(load_model_and_processor(str(tiny_omni_dir))[0].named_parameters())
+    for prefix in ("visual.", "audio_tower."):
+        tower = {name for name in base if name.startswith(prefix)}
+        assert tower <= saved.keys(), prefix  # every weight of the tower is saved, not only the LoRA
+        changed = [name for name in tower if not torch.equal(saved[name], base[name].detach())]
+        assert len(changed) > len(tower) // 2, prefix  # and trained
+    assert any("lora_A" in name for name in saved)

@@ -1,4 +1,5 @@
-"""What every recipe script needs: logging, resume from the last checkpoint, learning curves, a model card."""
+"""What every recipe script needs: logging, resume from the last checkpoint, learning curves, a run card, and the
+final save that writes them."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ def write_run_card(output_dir: str | Path, *, stage: str, argv: list[str], metri
     lines += [f"| {k} | {v} |" for k, v in metrics.items()]
     atomic_write_text(folder / "README.md", "\n".join(lines) + "\n")
     logger.info("run card: %s", json.dumps(metrics))
+
+
+def finish(trainer, config, argv: list[str], stage: str = "sft") -> Path:
+    """Save the adapter (or model) and processor, the learning curves and the run card; return the output folder."""
+    import torch
+
+    output = Path(config.output_dir)
+    trainer.save_model(str(output))
+    # every process reports its step count: the run card shows that all ranks trained, not just rank 0
+    steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step])).tolist()
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(output))
+        history = trainer.state.log_history
+        keys = ("loss", "mean_token_accuracy", "eval_loss", "reward", "kl", "completions/mean_length")
+        plot_learning_curves(history, output / "learning_curves.png", keys)
+        final = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
+        write_run_card(output, stage=stage, argv=argv, metrics={"global_step": trainer.state.global_step, **final},
+                       extra={"world_size": trainer.accelerator.num_processes, "steps_per_process": steps})
+    return output

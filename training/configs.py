@@ -129,7 +129,13 @@ class RewardArguments:
     reward_kwargs: dict = field(
         default_factory=dict,
         metadata={"help": "Per-reward settings, e.g. {length_penalty_reward: {max_words: 120}}; checked against "
-                          "each reward's signature at start-up."})
+                          "each reward's signature when the recipe is parsed."})
+
+    def __post_init__(self) -> None:
+        # a misspelt reward or setting fails here, before any weights load (also in a --dry_run)
+        from affect_mllm.rewards import get_reward_funcs
+
+        get_reward_funcs(self.reward_funcs, self.reward_kwargs)
 
 
 @dataclass

@@ -25,22 +25,30 @@ from affect_mllm.schema import Sample
 
 
 def parse_args(argv: list[str] | None = None):
-    """Parse a YAML recipe plus CLI overrides into (data, model, rewards, training) configs."""
+    """Parse a YAML recipe plus CLI overrides into (data, model, rewards, training) configs; reward names, their
+    settings and weights are checked here."""
     from trl import TrlParser
 
     from training.configs import AffectGRPOConfig, DataArguments, ModelArguments, RewardArguments
 
     parser = TrlParser((DataArguments, ModelArguments, RewardArguments, AffectGRPOConfig))
-    return parser.parse_args_and_config(args=argv)
+    data_args, model_args, reward_args, config = parser.parse_args_and_config(args=argv)
+    if config.reward_weights is not None and len(config.reward_weights) != len(reward_args.reward_funcs):
+        raise ValueError(f"{len(config.reward_weights)} reward_weights for {len(reward_args.reward_funcs)} "
+                         f"reward_funcs {reward_args.reward_funcs}")
+    return data_args, model_args, reward_args, config
 
 
 def check_group_layout(config) -> None:
-    """Each micro-batch must hold whole groups of `num_generations` completions."""
+    """Each global micro-batch (per_device_train_batch_size x processes) must hold whole groups of
+    `num_generations` completions; a group may span ranks (its rewards are gathered)."""
     from training.preflight import PreflightError
 
-    if config.per_device_train_batch_size % config.num_generations:
-        raise PreflightError(f"num_generations={config.num_generations} must divide per_device_train_batch_size="
-                             f"{config.per_device_train_batch_size} (each micro-batch holds whole groups)")
+    rows = config.per_device_train_batch_size * config.world_size
+    if rows % config.num_generations:
+        raise PreflightError(f"num_generations={config.num_generations} must divide the global micro-batch "
+                             f"per_device_train_batch_size={config.per_device_train_batch_size} x "
+                             f"{config.world_size} process(es) = {rows} (one generation per micro-batch)")
     if config.num_iterations != 1:
         raise PreflightError("num_iterations > 1 (reusing rollouts) is not supported; use 1")
 
@@ -64,7 +72,7 @@ def make_conversation_builder(collator):
 
 def main(argv: list[str] | None = None) -> Path | None:
     """Run GRPO; return the output folder (None for a dry run)."""
-    from training.common import last_checkpoint, setup_logging
+    from training.common import finish, last_checkpoint, setup_logging
     from training.preflight import parse_recipe, preflight
     from training.rollouts import rollout_source
 
@@ -82,8 +90,6 @@ def main(argv: list[str] | None = None) -> Path | None:
         trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))
     finally:
         rollouts.close()  # a colocated vLLM engine runs in its own process
-    from training.sft import finish
-
     return finish(trainer, config, argv, stage="grpo")
 
 

@@ -23,6 +23,8 @@ def lora_config(spec: ModelSpec, args: ModelArguments):
     from peft import LoraConfig
 
     modules_to_save = [module for switch, module in TOWER_MODULES.items() if getattr(args, switch)]
+    if args.train_vision and args.train_merger:  # the merger is part of the vision tower: save it once, with it
+        modules_to_save.remove("merger")
     if args.train_audio and not spec.has_audio:
         raise ValueError(f"{spec.name} has no audio encoder to train")
     # exclude_modules guards the encoders: for MoE models peft 0.21 rewrites a regex target into bare names
@@ -31,7 +33,3 @@ def lora_config(spec: ModelSpec, args: ModelArguments):
                       target_modules=spec.lora_target_regex, exclude_modules=ENCODER_MODULES,
                       modules_to_save=modules_to_save or None, task_type="CAUSAL_LM")
 
-
-def lora_module_names(model) -> list[str]:
-    """Names of the modules that carry LoRA weights in a peft model."""
-    return sorted({name.rsplit(".lora_A", 1)[0] for name, _ in model.named_parameters() if ".lora_A" in name})

@@ -47,9 +47,10 @@ class MediaSFTTrainer(SFTTrainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # like Trainer: DDP averages, the count is global
         mode = "train" if model.training else "eval"
-        with torch.no_grad():
-            correct = ((logits.argmax(-1) == targets) & mask).sum()
-            self._metrics[mode]["mean_token_accuracy"].append((correct / mask.sum().clamp(min=1)).item())
+        with torch.no_grad():  # over every rank's tokens, as TRL logs it
+            counts = torch.stack([((logits.argmax(-1) == targets) & mask).sum(), mask.sum()])
+            correct, total = self.accelerator.gather(counts.reshape(1, -1)).sum(dim=0).tolist()
+            self._metrics[mode]["mean_token_accuracy"].append(correct / max(total, 1))
         inputs["labels"] = labels
         return (loss, outputs) if return_outputs else loss
 
@@ -66,7 +67,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> Path | None:
     """Run SFT; return the output folder (None for a dry run)."""
-    from training.common import last_checkpoint, setup_logging
+    from training.common import finish, last_checkpoint, setup_logging
     from training.preflight import parse_recipe, preflight
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -126,25 +127,6 @@ def build_trainer(data_args, model_args, config) -> MediaSFTTrainer:
         processing_class=processor,
         peft_config=peft_config,
     )
-
-
-def finish(trainer, config, argv: list[str], stage: str = "sft") -> Path:
-    """Save the adapter (or model) and processor, the learning curves and the run card."""
-    from training.common import plot_learning_curves, write_run_card
-
-    output = Path(config.output_dir)
-    trainer.save_model(str(output))
-    # every process reports its step count: the run card shows that all ranks trained, not just rank 0
-    steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step])).tolist()
-    if trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(str(output))
-        history = trainer.state.log_history
-        keys = ("loss", "mean_token_accuracy", "eval_loss", "reward", "kl", "completions/mean_length")
-        plot_learning_curves(history, output / "learning_curves.png", keys)
-        final = {k: v for k, v in (history[-1] if history else {}).items() if isinstance(v, (int, float))}
-        write_run_card(output, stage=stage, argv=argv, metrics={"global_step": trainer.state.global_step, **final},
-                       extra={"world_size": trainer.accelerator.num_processes, "steps_per_process": steps})
-    return output
 
 
 if __name__ == "__main__":
