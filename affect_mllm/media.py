@@ -56,7 +56,9 @@ class MediaSettings:
     max_frame_pixels: int = 3840 * 2160  # 4K UHD: sampled frames then hold at most max_frames * 25 MB
     max_total_frames: int = 36_000  # frames in the container (600 s at 60 fps): PyAV decodes each of them
     decoder: str = "auto"  # "auto" (decord where installed, else PyAV), "decord" or "pyav"
-    decode_threads: int = 1  # per decoder; DataLoader workers give the parallelism in training
+    decode_threads: int = 1  # per decoder (0: one per core); DataLoader workers give the parallelism in training
+    face_crop: bool = False  # crop every frame to the tracked face (affect_mllm.face); full frames where none is found
+    face_margin: float = 0.3  # crop side = face size x (1 + 2 x margin)
 
     def processor_video_kwargs(self) -> dict:
         """Keyword arguments for a Qwen video processor call: frames are pre-sampled, caps applied there."""
@@ -106,8 +108,11 @@ def _decoder_name(settings: MediaSettings, header: MediaHeader) -> str:
     return "decord" if importlib.util.find_spec("decord") is not None else "pyav"
 
 
-def load_video(path: str | Path, settings: MediaSettings = MediaSettings()) -> VideoClip:
+def load_video(path: str | Path, settings: MediaSettings = MediaSettings(), *,
+               header: MediaHeader | None = None) -> VideoClip:
     """Decode a video file into frames sampled at `settings.fps`, after its header passed the caps.
+
+    `header`: the file's `probe_media` header where the caller has read it already (it is not read twice).
 
     Raises:
         MediaError: naming the file and the fault.
@@ -115,7 +120,7 @@ def load_video(path: str | Path, settings: MediaSettings = MediaSettings()) -> V
     from affect_mllm.media_decode import decode_decord, decode_pyav
 
     path = Path(path)
-    header = probe_media(path)
+    header = header if header is not None else probe_media(path)
     check_media_caps(header, settings, name=str(path))
     if _decoder_name(settings, header) == "decord":
         if header.duration_s is None:
@@ -131,8 +136,11 @@ def load_video(path: str | Path, settings: MediaSettings = MediaSettings()) -> V
                      height=header.height, has_audio=header.has_audio)
 
 
-def load_audio(path: str | Path, settings: MediaSettings = MediaSettings()) -> np.ndarray | None:
+def load_audio(path: str | Path, settings: MediaSettings = MediaSettings(), *,
+               header: MediaHeader | None = None) -> np.ndarray | None:
     """Decode the first audio stream of any container into mono float32 at `settings.sample_rate`.
+
+    `header`: the file's `probe_media` header where the caller has read it already.
 
     Returns:
         The waveform, or None when the file has no audio track (a silent video is not an error).
@@ -143,7 +151,7 @@ def load_audio(path: str | Path, settings: MediaSettings = MediaSettings()) -> n
     from affect_mllm.media_decode import decode_audio
 
     path = Path(path)
-    header = probe_media(path, expect="any")
+    header = header if header is not None else probe_media(path, expect="any")
     if not header.has_audio:
         return None
     duration, limit = header.audio_duration_s, settings.max_duration_s
@@ -178,6 +186,8 @@ def load_segment(path: str | Path, start_s: float, end_s: float,
         raise MediaError(path, f"window [{start_s:.2f}, {end_s:.2f}) s holds no frame of the video "
                                f"({header.video_duration_s or 0:.2f} s)")
     media = SampleMedia(video=decode_window(path, header, indices))
+    if settings.face_crop:
+        media.video, media.face = _face_crop(media.video, settings)
     if header.has_audio:
         media.audio = decode_audio(path, str(path), settings, start_s=start_s, end_s=end_s)
     return media
@@ -228,6 +238,7 @@ class SampleMedia:
     video: np.ndarray | None = None  # (T, H, W, 3) uint8
     audio: np.ndarray | None = None  # (N,) float32 at settings.sample_rate
     image: np.ndarray | None = None  # (H, W, 3) uint8
+    face: bool | None = None  # face_crop asked: True cropped to the face, False no face found (full frames)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -239,10 +250,13 @@ def load_sample_media(video: Path | None = None, audio: Path | None = None, imag
     """Decode a sample's resolved media paths; a separate audio file overrides the video's own track."""
     media = SampleMedia()
     if video is not None:
-        media.video = load_video(video, settings).frames
-        media.audio = load_audio(video, settings)
+        header = probe_media(video)
+        media.video = load_video(video, settings, header=header).frames
+        media.audio = load_audio(video, settings, header=header)
     elif frames is not None:
         media.video = load_frames_folder(frames, settings)
+    if settings.face_crop and media.video is not None:
+        media.video, media.face = _face_crop(media.video, settings)
     if audio is not None:
         media.audio = load_audio(audio, settings)
         if media.audio is None:
@@ -250,6 +264,12 @@ def load_sample_media(video: Path | None = None, audio: Path | None = None, imag
     if image is not None:
         media.image = load_image(image)
     return media
+
+
+def _face_crop(frames: np.ndarray, settings: MediaSettings) -> tuple[np.ndarray, bool]:
+    from affect_mllm.face import face_crop
+
+    return face_crop(frames, settings.face_margin, settings.max_pixels)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,

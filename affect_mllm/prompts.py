@@ -43,6 +43,7 @@ _QUESTIONS: dict[str, tuple[str, ...]] = {
                         "Rate the valence and arousal of the person's state."),
 }
 
+NO_FACE_NOTE = "No face was found to crop to, so the frames show the whole picture."  # media face_crop
 _COT_STYLE = ("In <think>, write Key observations (face, voice, words), then Interpretation, then Conclusion.")
 
 
@@ -95,7 +96,7 @@ def format_instruction(fields: Sequence[str], categories: Collection[str]) -> st
 
 
 def build_prompt(task: str, modalities: Modalities, *, subtitle: str | None = None, variant: int = 0,
-                 cot: bool = False, categories: Collection[str] | None = None) -> str:
+                 cot: bool = False, categories: Collection[str] | None = None, face: bool | None = None) -> str:
     """The user-turn text for a task.
 
     Args:
@@ -105,6 +106,7 @@ def build_prompt(task: str, modalities: Modalities, *, subtitle: str | None = No
         variant: which phrasing (wraps around).
         cot: ask for the key observations -> interpretation -> conclusion structure.
         categories: label set for the categorical fields (default: the project's 8 categories).
+        face: False when face crops were asked and no face was found (the prompt then says the frames are whole).
 
     Returns:
         The prompt text.
@@ -116,7 +118,7 @@ def build_prompt(task: str, modalities: Modalities, *, subtitle: str | None = No
 
         categories = CATEGORIES
     questions = _QUESTIONS[task]
-    parts = [modalities.describe(), questions[variant % len(questions)]]
+    parts = [modalities.describe(), *([NO_FACE_NOTE] if face is False else []), questions[variant % len(questions)]]
     if cot:
         parts.append(_COT_STYLE)
     parts.append(format_instruction(TASK_FIELDS[task], categories))

@@ -49,6 +49,10 @@ class DataArguments:
     audio_in_video: bool = field(
         default=False, metadata={"help": "Qwen2.5-Omni interleaved audio-in-video instead of two separate parts."}
     )
+    face_crop: bool = field(
+        default=False,
+        metadata={"help": "Crop frames to the tracked face (affect_mllm.face); predict must then crop too."},
+    )
     seed_data: int = field(default=0, metadata={"help": "Seed of the task/phrasing draw (independent of `seed`)."})
     rationale_style: str = field(
         default="reference",

@@ -97,6 +97,7 @@ def build_trainer(data_args, model_args, reward_args, config, rollouts):
     """Policy (SFT adapter continued, or a new LoRA), prompts, rewards, rollout source -> a ready MediaGRPOTrainer."""
     from transformers import set_seed
 
+    from affect_mllm.face import with_face_crop
     from affect_mllm.models.registry import load_model_and_processor
     from affect_mllm.rewards import get_reward_funcs
     from training.data import MediaChatCollator, build_dataset
@@ -104,6 +105,7 @@ def build_trainer(data_args, model_args, reward_args, config, rollouts):
     from training.lora import lora_config
 
     model, processor, spec = load_model_and_processor(model_args.model_name_or_path, dtype=model_args.dtype)
+    spec = with_face_crop(spec, data_args.face_crop)  # the collator and rollouts read spec.media
     set_seed(config.seed)  # a new LoRA's random init must not depend on what ran before
     if model_args.adapter_path:
         from peft import PeftModel

@@ -83,11 +83,13 @@ def main(argv: list[str] | None = None) -> Path | None:
 
 def build_trainer(data_args, model_args, config) -> MediaSFTTrainer:
     """Model, processor, datasets, collator and LoRA -> a ready trainer."""
+    from affect_mllm.face import with_face_crop
     from affect_mllm.models.registry import load_model_and_processor
     from training.data import MediaChatCollator, build_dataset
     from training.lora import lora_config
 
     model, processor, spec = load_model_and_processor(model_args.model_name_or_path, dtype=model_args.dtype)
+    spec = with_face_crop(spec, data_args.face_crop)  # the collator and rollouts read spec.media
     dataset_kwargs = dict(
         seed=data_args.seed_data, prompt_variants=data_args.prompt_variants, cot_share=data_args.cot_share
     )

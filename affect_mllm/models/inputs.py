@@ -58,7 +58,7 @@ def conversation_for(sample: Sample, media: SampleMedia, task: str, spec: ModelS
 
     modalities = Modalities(video=media.video is not None, image=media.image is not None,
                             audio=media.audio is not None and spec.has_audio, subtitle=bool(sample.subtitle))
-    prompt = build_prompt(task, modalities, subtitle=sample.subtitle, variant=variant, cot=cot)
+    prompt = build_prompt(task, modalities, subtitle=sample.subtitle, variant=variant, cot=cot, face=media.face)
     return Conversation(build_messages(media, prompt, spec, SYSTEM_PROMPT, audio_in_video), media)
 
 
