@@ -1,4 +1,4 @@
-"""`affect-mllm media ...`: check media files the way the pipeline will read them."""
+"""`affect-mllm media ...`: check media files as the pipeline reads them; crop clips to the face for a server."""
 
 from __future__ import annotations
 
@@ -31,3 +31,27 @@ def register(app) -> None:
                 typer.echo(f"error: {exc}", err=True)
         if failed:
             raise typer.Exit(1)
+
+    @media_app.command("face-crop")
+    def face_crop_command(
+        video: str = typer.Argument(..., help="The clip to crop."),
+        out: str = typer.Argument(..., help="The cropped clip (.mp4) to send to a server."),
+        model: str = typer.Option("tiny-omni", help="The served model (its fps and pixel budget)."),
+    ) -> None:
+        """Write the clip as the model sees it with face crops (sampled frames, face-cropped, its audio), for a
+        server, which does not crop: print {"face": true|false}; false means no face was found, the frames are
+        whole, and the prompt must say so (prompts.build_prompt(face=False))."""
+        from dataclasses import replace
+
+        from affect_mllm.media import MediaError, load_sample_media, write_video
+        from affect_mllm.models.registry import resolve
+
+        settings = replace(resolve(model).media, face_crop=True)
+        try:
+            media = load_sample_media(video=video, settings=settings)
+        except MediaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        # at the sampling fps, the server's sampler keeps every frame written; crf 10: near-lossless
+        write_video(out, media.video, settings.fps, media.audio, settings.sample_rate, crf=10)
+        typer.echo(json.dumps({"path": out, "face": media.face, "frames": len(media.video)}))

@@ -98,3 +98,19 @@ def test_segments_crop_as_clips_do(carphone):
     settings = dataclasses.replace(REAL_MEDIA, face_crop=True)
     window = load_segment(carphone, 0.0, 2.0, settings)
     assert window.face is True and window.video.shape[1:] == (448, 448, 3)
+
+
+def test_face_crop_command_writes_what_training_sees(carphone, tmp_path):
+    # the served path: a client crops with this command, the server samples every frame of the 2 fps clip
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "face.mp4"
+    proc = subprocess.run([sys.executable, "-m", "affect_mllm.cli", "media", "face-crop", str(carphone), str(out),
+                           "--model", "qwen2.5-omni-7b"], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(proc.stdout.splitlines()[-1])["face"] is True
+    trained = load_sample_media(video=carphone, settings=dataclasses.replace(REAL_MEDIA, face_crop=True)).video
+    served = load_video(out, REAL_MEDIA).frames  # the server's sampler picks the frames ours does
+    assert served.shape == trained.shape
+    assert np.abs(served.astype(int) - trained.astype(int)).mean() < 3  # re-encoded near-losslessly
