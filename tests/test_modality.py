@@ -142,3 +142,34 @@ def test_masked_clip_for_a_server(clips, tmp_path):
     blank = load_sample_media(video=masked_clip(Clip(video=clips["av_16k"]), "video", tmp_path / "v").video)
     assert np.abs(blank.video.astype(int) - 128).max() <= 2 and blank.video.shape == original.video.shape
     assert np.abs(blank.audio[:len(original.audio)] - original.audio).mean() < 0.05  # the voice is kept
+
+
+@pytest.mark.integration
+def test_masking_engine_feeds_the_model_masked_media(tiny_omni_dir, clips):
+    from affect_mllm.media import load_sample_media
+    from affect_mllm.models.inputs import Conversation, build_messages
+    from inference.engine import GenerationRequest, SamplingSettings
+    from inference.hf_engine import HFEngine
+    from inference.modality import MaskingEngine
+
+    engine = HFEngine.load(str(tiny_omni_dir))
+    prompt = build_prompt("ov_emotion", Modalities(video=True, audio=True))
+
+    def requests(mask=None):
+        out = []
+        for name in ("av_16k", "odd_size", "odd_fps", "audio_48k"):
+            media = load_sample_media(video=clips[name], settings=engine.spec.media)
+            media = mask_media(media, mask) if mask else media
+            out.append(GenerationRequest(Conversation(build_messages(media, prompt, engine.spec), media)))
+        return out
+
+    sampling = SamplingSettings(max_new_tokens=12)
+    texts = {None: [c[0].text for c in engine.generate(requests(), sampling)]}
+    for mask in ("audio", "video"):
+        wrapped = MaskingEngine(engine, mask)
+        assert wrapped.spec is engine.spec  # everything but generate is the wrapped engine's
+        texts[mask] = [c[0].text for c in wrapped.generate(requests(), sampling)]
+        assert texts[mask] == [c[0].text for c in engine.generate(requests(mask), sampling)]
+    assert texts["video"] != texts[None]  # blank frames change what the model says: the mask reached it
+    with pytest.raises(ValueError, match="can mask"):
+        MaskingEngine(engine, "text")

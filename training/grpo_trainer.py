@@ -144,7 +144,8 @@ class MediaGRPOTrainer(Trainer):
         samples, conversations = self.conversation_builder(rows)
         completions = self._rollout(conversations, self._global_offset(len(rows)))
         texts = [c.text for c in completions]
-        scores = score_completions(texts, reward_columns(samples), self.reward_funcs, self.reward_weights.tolist())
+        columns = {**reward_columns(samples), "modalities": [c.media.modalities for c in conversations]}
+        scores = score_completions(texts, columns, self.reward_funcs, self.reward_weights.tolist())
         rewards = self.accelerator.gather(torch.tensor(scores["rewards"], dtype=torch.float32))
         advantages, std = group_advantages(rewards, self.args.num_generations, self.args.scale_rewards)
         mine = slice(self.accelerator.process_index * len(rows), (self.accelerator.process_index + 1) * len(rows))
