@@ -40,6 +40,9 @@ def register(app) -> None:
                                  "(default: the answer names an emotion)."),
         group_by: str = typer.Option(
             None, "--group-by", help="Gold JSONL key (dotted, e.g. source.difficulty or emotion): metrics per group."),
+        ablate: list[str] = typer.Option(
+            [], "--ablate", help="MODALITY=PRED (audio or video): PRED's rerun without it (`predict --mask`); "
+                                 "adds the modality check (repeatable)."),
     ) -> None:
         """Score PRED against GOLD: OV-MER wheel F, categorical, sentiment, AU, V/A and rationale metrics."""
         from affect_mllm.evaluation import EXTRACTORS, evaluate_files, write_outputs
@@ -62,8 +65,25 @@ def register(app) -> None:
         except (PredictionFileError, OvmerTablesError, ExtractionError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        if ablate:
+            metrics["modality"] = _modality(typer, pred, gold, ablate, metrics, ovmer_tables, extractor,
+                                            (llm_base_url, llm_model, llm_cache), bootstrap, seed, task)
         write_outputs(metrics, json_out, report)
         _echo_summary(metrics, json_out, report)
+
+
+def _modality(typer, pred, gold, ablate, metrics, tables_dir, extractor, llm, bootstrap, seed, task) -> dict:
+    """The modality section (`affect_mllm.modality.modality_check`), every condition scored like PRED."""
+    from affect_mllm.modality import modality_check, modality_markdown, parse_ablations
+
+    try:
+        ablated = parse_ablations(ablate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ablate") from None
+    section = modality_check(pred, gold, ablated, full_metrics=metrics, tables_dir=tables_dir, extractor=extractor,
+                             llm=llm, n_resamples=bootstrap, seed=seed, task=task)
+    typer.echo("\n".join(modality_markdown(section)).strip())
+    return section
 
 
 def _echo_summary(metrics: dict[str, Any], json_out: Path, report: Path | None) -> None:

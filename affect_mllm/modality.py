@@ -165,6 +165,24 @@ def modality_check(pred: Path, gold: Path, ablated: Mapping[str, Path], *, full_
     }
 
 
+def parse_ablations(values: list[str]) -> dict[str, Path]:
+    """`MODALITY=PRED` options (evaluate --ablate) -> {modality: predictions path}; ValueError names a bad one.
+
+    Example:
+        >>> parse_ablations(["audio=runs/muted.jsonl"])
+        {'audio': PosixPath('runs/muted.jsonl')}
+    """
+    out: dict[str, Path] = {}
+    for value in values:
+        modality, sep, path = value.partition("=")
+        if not sep or modality not in ABLATIONS or not path:
+            raise ValueError(f"{value!r}: expected MODALITY=PRED with MODALITY one of {', '.join(ABLATIONS)}")
+        if modality in out:
+            raise ValueError(f"{modality} ablated twice")
+        out[modality] = Path(path)
+    return out
+
+
 def modality_markdown(section: Mapping[str, Any]) -> list[str]:
     """The report's Markdown lines for a modality section."""
     def number(value) -> str:

@@ -94,6 +94,10 @@ def render_markdown(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
         faults = ", ".join(f"{name} {count}" for name, count in metrics["format"]["faults"].items())
         lines += ["", "## Answer format", "", f"Fields asked: {metrics['format']['fields_asked']}. "
                   f"Samples failing each check: {faults}."]
+    if "modality" in metrics:
+        from affect_mllm.modality import modality_markdown
+
+        lines += modality_markdown(metrics["modality"])
     for name, filename in plots.items():
         lines += ["", f"## {name.replace('_', ' ')}", "", f"![{name}]({filename})"]
     if "provenance" in metrics:

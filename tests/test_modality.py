@@ -173,3 +173,30 @@ def test_masking_engine_feeds_the_model_masked_media(tiny_omni_dir, clips):
     assert texts["video"] != texts[None]  # blank frames change what the model says: the mask reached it
     with pytest.raises(ValueError, match="can mask"):
         MaskingEngine(engine, "text")
+
+
+def test_evaluate_ablate_writes_the_modality_section_into_the_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from affect_mllm.cli import build_app
+
+    gold = _write(tmp_path / "gold.jsonl", [
+        {"id": "a", "video": "a.mp4", "emotion": "angry", "emotions": ["angry"], "face_emotion": "angry",
+         "voice_emotion": "sad"},
+        {"id": "b", "video": "b.mp4", "emotion": "happy", "emotions": ["happy"]}])
+    full = _write(tmp_path / "full.jsonl", [{"id": "a", "raw": ANGRY}, {"id": "b", "raw": FACE_ONLY}])
+    blank = _write(tmp_path / "blank.jsonl", [{"id": "a", "raw": VOICE_ONLY}, {"id": "b", "raw": FACE_ONLY}])
+    args = ["evaluate", "--pred", str(full), "--gold", str(gold), "--json", str(tmp_path / "m.json"), "--report",
+            str(tmp_path / "report"), "--bootstrap", "20", "--ablate", f"video={blank}"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    # blank frames: b still cites AU6 and AU12 (1 of 2 rationales), a now answers fearful (1 of 2 changed)
+    assert metrics["modality"]["hallucination"]["video"]["ablated"]["rate"] == 0.5
+    assert metrics["modality"]["answer_changed"]["video"]["rate"] == 0.5
+    assert metrics["modality"]["conflict"]["no_video"] == {"n": 1, "follows_face": 0.0, "follows_voice": 0.0,
+                                                           "neither": 1.0}
+    assert "## Modality check" in (tmp_path / "report" / "report.md").read_text()
+    assert "| video | 0.500" in result.output
+    bad = CliRunner().invoke(build_app(), [*args[:-1], f"smell={blank}"])
+    assert bad.exit_code != 0 and "MODALITY=PRED" in bad.output
