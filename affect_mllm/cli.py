@@ -56,6 +56,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
+
+    quiet_default_talker_warnings()  # 7 lines transformers 5.19 prints for every Qwen2.5-Omni config
     app = build_app()
     app(args=argv if argv is not None else sys.argv[1:], prog_name="affect-mllm")
 

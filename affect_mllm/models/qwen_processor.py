@@ -36,7 +36,9 @@ def build_published_processor(family: str, tokenizer=None):
     family_of(family)  # a clear error for an unknown family before anything is built
     tokenizer = tokenizer if tokenizer is not None else build_qwen_tokenizer(family)
     image = Qwen2VLImageProcessor(**PUBLISHED_PIXELS, **PATCHES)
-    video = Qwen2VLVideoProcessor(**PUBLISHED_PIXELS, **PATCHES, do_sample_frames=False)
+    # frames come pre-sampled by our decoder; transformers 5.19's own per-frame behaviour, stated so it does not
+    # warn on every call (REAL_MEDIA's per-frame cap is below the reference cap, so both give the same tokens)
+    video = Qwen2VLVideoProcessor(**PUBLISHED_PIXELS, **PATCHES, do_sample_frames=False, cap_pixels_per_frame=False)
     template = published_chat_template(family)
     if family == "qwen2.5-omni":
         from transformers import Qwen2_5OmniProcessor, WhisperFeatureExtractor

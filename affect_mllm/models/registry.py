@@ -168,6 +168,9 @@ def load_model_and_processor(name_or_path: str, dtype: str = "float32", device: 
     import torch
     from transformers import AutoProcessor
 
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
+
+    quiet_default_talker_warnings()
     spec = resolve(name_or_path)
     model = model_class(spec.arch).from_pretrained(spec.source, dtype=getattr(torch, dtype)).to(device).eval()
     processor = AutoProcessor.from_pretrained(spec.source)

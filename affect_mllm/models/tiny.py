@@ -156,11 +156,12 @@ def save_omni(thinker, processor, out_dir: str | Path) -> Path:
     full.thinker.load_state_dict(thinker.state_dict(), strict=True)
     full.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    _write_generation_config(out_dir, processor.tokenizer)
+    write_generation_config(out_dir, processor.tokenizer)
     return out_dir
 
 
-def _write_generation_config(out_dir: Path, tokenizer) -> None:
+def write_generation_config(out_dir: Path, tokenizer) -> None:
+    """Greedy decoding that stops at <|im_end|> and pads with <|endoftext|>."""
     from transformers import GenerationConfig
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -236,6 +237,6 @@ def build_tiny_vl(out_dir: str | Path, size: TinySize = TinySize(), seed: int = 
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    _write_generation_config(Path(out_dir), processor.tokenizer)
+    write_generation_config(Path(out_dir), processor.tokenizer)
     logger.info("tiny VL: %d parameters -> %s", sum(p.numel() for p in model.parameters()), out_dir)
     return Path(out_dir)
