@@ -174,3 +174,26 @@ def test_short_audio_padding_gives_the_same_logits_as_30_s(tiny_omni_dir, clips)
     assert torch.equal(short["input_ids"], full["input_ids"])
     with torch.no_grad():
         assert torch.allclose(model(**short).logits, model(**full).logits, atol=1e-5)
+
+
+def _transformers_lines(code: str) -> list[str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [line for line in proc.stderr.splitlines() if line.startswith("[transformers]")]
+
+
+def test_loading_a_tiny_omni_model_prints_no_transformers_warning(tiny_omni_dir):
+    """A fresh process (transformers warns once per process): the load our code does prints nothing, while a bare
+    config load of the same folder prints the 7 default-talker lines of transformers 5.19 (upstream_warnings.py)."""
+    ours = _transformers_lines("from affect_mllm.models.registry import load_model_and_processor as load\n"
+                               f"load({str(tiny_omni_dir)!r})")
+    bare = _transformers_lines("from transformers import AutoConfig\n"
+                               f"AutoConfig.from_pretrained({str(tiny_omni_dir)!r})")
+    assert ours == []
+    assert len(bare) == 7 and all("(between 0 and 8447)" in line for line in bare)
+    talker = json.loads((tiny_omni_dir / "config.json").read_text())["talker_config"]
+    thinker = json.loads((tiny_omni_dir / "config.json").read_text())["thinker_config"]
+    assert talker["video_token_index"] == thinker["video_token_index"] < thinker["text_config"]["vocab_size"]

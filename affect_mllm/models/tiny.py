@@ -136,13 +136,17 @@ def _padded_vocab(n: int) -> int:
 
 def _tiny_talker_config(thinker_config) -> dict:
     # Never built (enable_audio_output=False) but the full config needs one; a tiny one keeps config.json small.
+    # Its media ids are the thinker's (the talker reads the thinker's tokens), not the published 151646+ defaults
+    # beside an 8k vocabulary; it has no text-to-speech or codec tokens (0).
+    ids = {name: getattr(thinker_config, name) for name in (
+        "audio_token_index", "image_token_index", "video_token_index", "audio_start_token_id", "audio_end_token_id",
+        "vision_start_token_id", "vision_end_token_id")}
     return dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                 num_key_value_heads=1, head_dim=16, embedding_size=thinker_config.text_config.hidden_size,
-                audio_start_token_id=0, audio_end_token_id=0,
                 rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
                 tts_text_start_token_id=0, tts_text_end_token_id=0, tts_text_pad_token_id=0,
                 tts_codec_start_token_id=0, tts_codec_end_token_id=0, tts_codec_pad_token_id=0,
-                tts_codec_mask_token_id=0, vision_start_token_id=0, vision_end_token_id=0)
+                tts_codec_mask_token_id=0, **ids)
 
 
 def save_omni(thinker, processor, out_dir: str | Path) -> Path:
