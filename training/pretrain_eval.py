@@ -17,12 +17,16 @@ _KNOWLEDGE_NAMES = {"pitch_level": "pitch"}  # the knowledge base's attribute na
 
 
 def make_eval_sets(folder: Path, levels: list[int], clips: int, seed: int) -> dict[int, Path]:
-    """One held-out (val split) SynthFACS manifest per level, generated once and reused."""
+    """One held-out (val split) SynthFACS manifest per level, generated once per (level, clips, seed) and reused.
+
+    The folder name holds every argument, so a run asking for other clips never reuses a set made for another
+    (the clips themselves follow from these arguments and the generator's code).
+    """
     from affect_mllm.synthfacs.generate import generate_synthfacs
 
     sets = {}
     for level in sorted(set(levels)):
-        target = folder / f"level{level}"
+        target = folder / f"level{level}-{clips}clips-seed{seed + 1}"
         manifest = target / "val.jsonl"
         sets[level] = manifest if manifest.is_file() else generate_synthfacs(target, clips, seed=seed + 1,
                                                                              split="val", difficulty=level)

@@ -1,13 +1,16 @@
 """Vocabulary warm-up of a tiny base: text-only copy tasks in the answer grammar; no clip, so no emotion is learnt.
 
 Why this stage exists: perception pretraining never asks the tiny base to write an emotion word, so every softmax
-step pushes those words' output rows down. Measured on `tiny-omni-base`: after 400 steps of LoRA SFT on 4000
+step pushes those words' output rows down. Measured once, with a script that was not kept, on the perception-only
+`tiny-omni-base` (its weights at commit ea384c5): after 400 steps of LoRA SFT on 4000
 SynthFACS clips the answer's first token (`>emotions`) still cost 7.2 nats and each emotion word 7-8.5 nats, and
 greedy answers never named an emotion (0/48 parsed); LoRA on the attention and MLP projections could not lift rows
 that pretraining had buried. A real pretrained LLM can write any word it is asked to. This stage gives the tiny base
 that skill and nothing more: the user lists words drawn at random from the project's lexicon (and AU numbers), the
 assistant writes them back in the answer grammar. No clip is ever shown, so no word is tied to a face or a voice:
-which emotion a clip shows stays SFT's to teach, and row (b) of benchmarks/learning.py stays at chance.
+which emotion a clip shows stays SFT's to teach, and row (b) of benchmarks/learning.py stays at chance. With
+`two_field_share` some copy tasks write two fields (`emotion: X; aus: ...`), as au_reasoning answers do: bases
+warmed up with one field only never wrote the second field after SFT (answer-field AU F1 0).
 
 Only the language model trains (the towers and merger keep their perception weights). Each step also rehearses
 the perception answer on fresh SynthFACS clips (the pretraining task, rendered online past its clip indices):
@@ -50,9 +53,9 @@ class VocabArguments:
     rehearsal_batch: int = field(default=8, metadata={"help": "Perception clips rehearsed per step."})
     rehearsal_level: int = field(default=2, metadata={"help": "SynthFACS difficulty of the rehearsed clips."})
     two_field_share: float = field(
-        default=0.0, metadata={"help": "Share of copy tasks with two fields (emotion or emotions, then aus). 0 "
-                                       "rebuilds the committed bases; they never wrote `emotion: X; aus: ...` "
-                                       "(0 AU F1 in au_reasoning answers after SFT), 0.5 taught it in a trial."})
+        default=0.0, metadata={"help": "Share of copy tasks with two fields (emotion or emotions, then aus), as "
+                                       "au_reasoning answers have. The committed bases use 0.5 (their recipes); "
+                                       "at 0 a base never writes `emotion: X; aus: ...` (answer AU F1 0 after SFT)."})
 
 
 def copy_conversation(rng: random.Random, words: list[str], categories: list[str],
