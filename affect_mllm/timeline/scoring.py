@@ -5,6 +5,9 @@
   segment list's label equals the true one; time under an unlabelled segment counts as wrong.
 - `boundary_errors`: for each true boundary (a label change), the distance in seconds to the nearest predicted one;
   the clip's two ends count as predicted boundaries, so a timeline that predicts none still gets a finite error.
+  It does not see extra boundaries (a timeline that changes label at every window scores well), hence
+- `boundary_matches`: predicted and true boundaries paired one to one within a tolerance (closest pairs first), for
+  a boundary precision, recall and F1 that count extra and missed boundaries alike.
 """
 
 from __future__ import annotations
@@ -45,6 +48,23 @@ def boundary_errors(predicted: Sequence[float], truth: Sequence[float], duration
     """
     candidates = np.array([0.0, duration_s, *predicted])
     return [float(np.min(np.abs(candidates - t))) for t in truth]
+
+
+def boundary_matches(predicted: Sequence[float], truth: Sequence[float], tolerance_s: float) -> int:
+    """How many predicted and true boundaries pair up one to one within `tolerance_s` (closest pairs first).
+
+    Example:
+        >>> boundary_matches([5.0, 6.5, 20.0], [6.0, 12.0], 2.0)  # 6.5 takes 6.0 (closer than 5.0); 12 has none
+        1
+    """
+    pairs = sorted((abs(p - t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)
+                   if abs(p - t) <= tolerance_s)
+    used_p, used_t = set(), set()
+    for _, i, j in pairs:
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_p)
 
 
 def time_accuracy(predicted: Sequence[Mapping], truth: Sequence[Mapping], duration_s: float,
