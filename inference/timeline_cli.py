@@ -57,7 +57,7 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
     import typer
 
     from affect_mllm.media import MediaSettings
-    from inference.engine import SamplingSettings, load_engine
+    from inference.engine import SamplingSettings, load_engine, vllm_available
     from inference.timeline_answer import EngineAnswerer, ServerAnswerer
 
     sampling = SamplingSettings(max_new_tokens=max_new_tokens)
@@ -68,9 +68,8 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
         return ServerAnswerer(client, tasks, sampling, adapter or model, concurrency), MediaSettings()
     if not model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
-    options = {"max_batch_size": batch_size * len(tasks)} if backend == "hf" else {}
-    if backend != "hf" and kv_cache_gib is not None:
-        options["kv_cache_gib"] = kv_cache_gib
+    vllm = backend == "vllm" or (backend == "auto" and vllm_available())
+    options = {"kv_cache_gib": kv_cache_gib} if vllm else {"max_batch_size": batch_size * len(tasks)}
     engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, **options)
     answerer = EngineAnswerer(engine, tasks, sampling, "adapter" if adapter else None, batch_size)
     return answerer, engine.spec.media
