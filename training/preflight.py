@@ -256,8 +256,8 @@ def format_table(summary: dict) -> str:
     lines = [f"preflight {summary['stage']}  {summary['model']}  launch {launch['mode']} x{launch['processes']}"
              f" ({launch['source']})",
              f"samples {summary['samples']}  global batch {summary['global_batch']}  per device "
-             f"{setup['per_device_batch']}  parameters {summary['parameters']['total'] / 1e9:.2f} B "
-             f"(trainable {summary['parameters']['trainable'] / 1e6:.1f} M)",
+             f"{setup['per_device_batch']}  parameters {summary['parameters']['total'] / 1e6:,.1f} M "
+             f"(trainable {summary['parameters']['trainable'] / 1e6:,.2f} M)",
              f"tokens/sample  p50 {t['p50']}  p95 {t['p95']}  max {t['max']}  over {t['limit_source']} "
              f"{t['max_length']}: {t['over_max_length']} {t['over_ids'] or ''}",
              f"  longest {longest['id']}: prompt {longest['prompt']} (video {longest['video']} from "
