@@ -183,8 +183,12 @@ class Manifest:
 
 
 def resolve_confined(value: str, root: Path, extra_roots: Iterable[Path], manifest: Path, sample_id: str) -> Path:
-    """Resolve `value` against `root`; reject a result outside `root` and `extra_roots`."""
-    resolved = (root / value).resolve()
+    """Resolve `value` against `root`; reject a result outside `root` and `extra_roots`, or a link that loops."""
+    try:
+        resolved = (root / value).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        fault = f"sample {sample_id!r}: media path {value!r} cannot be resolved ({exc})"
+        raise ManifestError(manifest, fault) from None
     for allowed in (root, *extra_roots):
         if resolved.is_relative_to(allowed):
             return resolved

