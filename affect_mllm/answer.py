@@ -117,6 +117,37 @@ def render_answer(fields: AnswerFields) -> str:
     return f"{THINK_OPEN}{fields.rationale or ''}{THINK_CLOSE}{ANSWER_OPEN}{render_answer_body(fields)}{ANSWER_CLOSE}"
 
 
+def answer_regex(fields: Sequence[str], *, categories: Sequence[str] | None = None, max_rationale_chars: int = 400,
+                 max_list_items: int = 8) -> str:
+    """The grammar as one regex over a whole completion with these answer fields, in `FIELD_ORDER`, for guided
+    decoding: what it matches, `parse_answer` reads as well-formed with exactly these fields.
+
+    Args:
+        fields: the answer's fields (e.g. `prompts.TASK_FIELDS[task]`).
+        categories: the words the `emotion` field may take (None: any emotion word).
+        max_rationale_chars: the rationale's bound, so that a looping model still closes its tags.
+        max_list_items: the most words or AUs in a list field.
+
+    Character classes are spelled out (no \\d or \\s), for every structured-output backend's regex dialect.
+    """
+    def literal(text: str) -> str:  # re.escape also escapes spaces, which not every backend's dialect reads
+        return re.escape(text).replace("\\ ", " ")
+
+    more = max_list_items - 1
+    word = "[a-z][a-z'-]{0,23}"
+    au = "AU[1-9][0-9]?[A-E]?"
+    number = "-?(0\\.[0-9]{2}|1\\.00)"
+    values = {"emotion": "(" + "|".join(literal(c) for c in categories) + ")" if categories else word,
+              "emotions": f"{word}({literal(LIST_SEPARATOR)}{word}){{0,{more}}}",
+              "aus": f"{au}({literal(LIST_SEPARATOR)}{au}){{0,{more}}}", "valence": number, "arousal": number}
+    unknown = [name for name in fields if name not in values]
+    if unknown or not fields:
+        raise ValueError(f"answer fields must be some of {FIELD_ORDER}, got {list(fields)}")
+    body = literal(FIELD_SEPARATOR).join(f"{name}: {values[name]}" for name in FIELD_ORDER if name in fields)
+    rationale = f"[^<> \\t\\n][^<>]{{0,{max_rationale_chars - 1}}}"
+    return literal(THINK_OPEN) + rationale + literal(THINK_CLOSE) + literal(ANSWER_OPEN) + body + literal(ANSWER_CLOSE)
+
+
 def cited_aus(text: str) -> tuple[tuple[int, ...], dict[int, str]]:
     """AU numbers cited in free text (`AU6`, `AU 12`, `AU12C`), in first-mention order, and cited intensities."""
     numbers: dict[int, None] = {}

@@ -1,17 +1,20 @@
 """Serving throughput: vLLM's OpenAI server (`affect-mllm serve`) against the HF backend, same model, same clips.
 
-Run: .venv/bin/python benchmarks/serving.py [--model tiny-omni] [--clips 16] [--concurrency 1,4,8]
-                                             [--max-new-tokens 64] [--threads 1]
+Run: python benchmarks/serving.py [--model tiny-omni] [--clips 16] [--concurrency 1,4,8] [--max-new-tokens 64]
+                                   [--threads 1]
 
 SynthFACS clips (4 s, 8 frames of 112x112, 16 kHz voice) are generated into a temporary folder. The vLLM side is
 the real server started by `affect-mllm serve` with that folder as its media root; N client threads send the
 clips through `AffectClient.analyze` (file:// URLs, so the server decodes them, greedy). The HF side is
 `HFEngine` on the same model, the same clips decoded by our pipeline inside the timing, batches of N. Both
-sides produce the same greedy tokens (tests/test_engine.py), so they do the same work, on the same number of
-compute threads (one by default: on a shared 2-core machine a second OpenMP thread stalls). Completions/s are wall
-clock, measured one after the other in one run (the server is stopped before HF starts), so their ratio holds
-on a shared machine even where the absolute numbers do not. Latency is per request at the client. The last
-line is JSON: {"vllm_per_s", "hf_per_s", "ratio", "p50_ms", "p95_ms"} at the highest concurrency.
+sides produce the same greedy tokens (tests/test_engine.py), so they do the same work, on the same cores: this
+process (the clients and the HF side) and the whole server process group (the wrapper, vLLM's API server front
+end, its engine core) are pinned to the first `--threads` CPUs (the affinity is inherited by the server's
+processes and checked on each of them), with as many compute threads (one by default: on a shared 2-core
+machine a second OpenMP thread stalls). Completions/s are wall clock, measured one after the other in one run
+(the server is stopped before HF starts), so their ratio holds on a shared machine even where the absolute
+numbers do not. Latency is per request at the client. The last line is JSON: {"vllm_per_s", "hf_per_s", "ratio",
+"p50_ms", "p95_ms", "cpus"} at the highest concurrency.
 """
 
 from __future__ import annotations
@@ -33,8 +36,22 @@ from affect_mllm.processes import free_port, stop_process_group, wait_for_health
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(model: str, media_root: Path, port: int, log: Path, threads: int) -> subprocess.Popen:
-    """`affect-mllm serve` in its own session, its worker on `threads` cores; returns once /health answers 200."""
+def pin_to(cpus: list[int]) -> None:
+    """Pin this process (and every process it starts from now on) to these CPUs."""
+    os.sched_setaffinity(0, cpus)
+
+
+def tree_affinities(pid: int) -> dict[int, list[int]]:
+    """pid -> CPUs allowed, for a process and all its descendants."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return {p.pid: sorted(p.cpu_affinity()) for p in [root, *root.children(recursive=True)]}
+
+
+def start_server(model: str, media_root: Path, port: int, log: Path, cpus: list[int]) -> subprocess.Popen:
+    """`affect-mllm serve` in its own session, every process of it on `cpus` (inherited from this process, which
+    `pin_to` pinned); its OpenMP threads bound to them too. Returns once /health answers 200."""
     command = [
         sys.executable,
         "-m",
@@ -51,7 +68,7 @@ def start_server(model: str, media_root: Path, port: int, log: Path, threads: in
         "--max-num-seqs",
         "8",
     ]
-    env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}" if threads > 1 else "0"}
+    env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": ",".join(str(cpu) for cpu in cpus)}
     with log.open("w") as sink:
         server = subprocess.Popen(
             command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -117,10 +134,12 @@ def main() -> None:
         "--threads",
         type=int,
         default=1,
-        help="Compute threads of each side (the vLLM worker's cores, HF's torch threads).",
+        help="CPUs both sides are pinned to (the first N this process may use), and compute threads of each.",
     )
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
+    cpus = sorted(os.sched_getaffinity(0))[: args.threads]
+    pin_to(cpus)  # the clients and the HF side; the server inherits it
 
     from affect_mllm.models.registry import resolve
     from affect_mllm.schema import read_manifest
@@ -132,8 +151,11 @@ def main() -> None:
         manifest = read_manifest(generate_synthfacs(Path(folder) / "clips", args.clips, seed=3, split="test"))
         clips = [Clip.from_sample(sample, manifest) for sample in manifest.samples]
         port = free_port()
-        server = start_server(model, Path(folder), port, Path(folder) / "serve.log", args.threads)
+        server = start_server(model, Path(folder), port, Path(folder) / "serve.log", cpus)
         try:
+            affinities = tree_affinities(server.pid)
+            if any(allowed != cpus for allowed in affinities.values()):
+                raise RuntimeError(f"server processes not all on CPUs {cpus}: {affinities}")
             served = time_server(f"http://127.0.0.1:{port}", clips, levels, args.max_new_tokens)
         finally:
             stop_process_group(server)
@@ -143,7 +165,8 @@ def main() -> None:
         hf = time_hf(model, manifest, levels, args.max_new_tokens)
     print(
         f"{args.clips} SynthFACS clips, greedy, {args.max_new_tokens} new tokens at most, model {args.model}, "
-        f"{args.threads} compute thread(s) per side"
+        f"{args.threads} compute thread(s) per side; both sides on CPUs {cpus} (the {len(affinities)} server "
+        "processes checked)"
     )
     print(f"{'concurrency':>11} {'vLLM/s':>8} {'HF/s':>8} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for level in levels:
@@ -160,6 +183,7 @@ def main() -> None:
                 "ratio": round(served[top][0] / hf[top], 2),
                 "p50_ms": round(float(p50)),
                 "p95_ms": round(float(p95)),
+                "cpus": cpus,
             }
         )
     )

@@ -234,13 +234,18 @@ def _answer_view(rationale: str, answer: str):
     )
 
 
-def _fields_line(text: str) -> str:
-    """The parsed answer in one line (what `predict` would record), or why it did not parse."""
-    from rich.markup import escape
-
+def answer_summary(text: str) -> str:
+    """The parsed answer in one plain line (what `predict` would record), or why it did not parse."""
     from affect_mllm.answer import answer_to_json, parse_answer
 
     parsed = answer_to_json(parse_answer(text))
     shown = {key: parsed[key] for key in ("emotion", "emotions", "aus", "valence", "arousal") if parsed[key]}
     form = "well-formed" if all(parsed["well_formed"].values()) else "not in the answer format"
-    return f"[bold]{escape(str(shown or 'no fields'))}[/bold] [dim]({form})[/dim]"
+    return f"{shown or 'no fields'} ({form})"
+
+
+def _fields_line(text: str) -> str:
+    from rich.markup import escape
+
+    fields, _, form = answer_summary(text).rpartition(" (")
+    return f"[bold]{escape(fields)}[/bold] [dim]({escape(form)}[/dim]"

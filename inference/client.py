@@ -195,41 +195,20 @@ def clip_messages(
 
 
 def tagged_answer_regex(task: str = "ov_emotion", max_rationale_chars: int = MAX_RATIONALE_CHARS) -> str:
-    """The answer grammar of `answer.py` for a task's fields, as a regex for guided decoding.
+    """The task's answer grammar as a regex for guided decoding (`answer.answer_regex`, the emotion field held to
+    the knowledge base's categories).
 
-    It is the format SFT trains on (`<think>RATIONALE</think><answer>FIELD; FIELD</answer>`, the task's fields in
-    `prompts.TASK_FIELDS` order), so guiding only keeps a model on its own grammar; no JSON layout is imposed.
-    The rationale is bounded so that a looping model still closes its tags. Character classes are spelled out
-    (no \\d or \\s) for every structured-output backend's regex dialect.
+    It is the format SFT trains on, with the task's fields (`prompts.TASK_FIELDS`), so guiding only keeps a model on
+    its own grammar; no JSON layout is imposed.
     """
-    import re
-
-    from affect_mllm.answer import ANSWER_CLOSE, ANSWER_OPEN, FIELD_SEPARATOR, LIST_SEPARATOR, THINK_CLOSE, THINK_OPEN
+    from affect_mllm.answer import answer_regex
     from affect_mllm.knowledge import CATEGORIES
     from affect_mllm.prompts import TASK_FIELDS
 
     if task not in TASK_FIELDS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_FIELDS)}")
-
-    def literal(text: str) -> str:  # re.escape also escapes spaces, which not every backend's dialect reads
-        return re.escape(text).replace("\\ ", " ")
-
-    more = MAX_LIST_ITEMS - 1
-    word = "[a-z][a-z'-]{0,23}"
-    au = "AU[1-9][0-9]?[A-E]?"
-    number = "-?(0\\.[0-9]{2}|1\\.00)"
-    values = {
-        "emotion": "(" + "|".join(literal(c) for c in CATEGORIES) + ")",
-        "emotions": f"{word}({literal(LIST_SEPARATOR)}{word}){{0,{more}}}",
-        "aus": f"{au}({literal(LIST_SEPARATOR)}{au}){{0,{more}}}",
-        "valence": number,
-        "arousal": number,
-    }
-    fields = literal(FIELD_SEPARATOR).join(f"{name}: {values[name]}" for name in TASK_FIELDS[task])
-    rationale = f"[^<> \\t\\n][^<>]{{0,{max_rationale_chars - 1}}}"
-    return (
-        literal(THINK_OPEN) + rationale + literal(THINK_CLOSE) + literal(ANSWER_OPEN) + fields + literal(ANSWER_CLOSE)
-    )
+    return answer_regex(TASK_FIELDS[task], categories=CATEGORIES, max_rationale_chars=max_rationale_chars,
+                        max_list_items=MAX_LIST_ITEMS)
 
 
 def sampling_request(sampling: SamplingSettings, seed: int | None = None, regex: str | None = None) -> dict:

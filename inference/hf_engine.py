@@ -1,7 +1,9 @@
 """The HF transformers backend: the reference for parity and the fallback where vLLM is absent.
 
 It wraps a loaded model (GRPO's policy, say) or loads one by name. Inputs go through `models.inputs.encode`,
-the same code path training uses. LoRA adapters are peft adapters, switched per request.
+the same code path training uses, and generation through the library's one HF path
+(`models.generate.generate_from_batch`: explicit decoding knobs, the same end tokens as vLLM). What this engine
+adds: LoRA adapters (peft) switched per request, batching, and per-request seeds.
 """
 
 from __future__ import annotations
@@ -10,18 +12,12 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from affect_mllm.models.generate import generate_from_batch
 from affect_mllm.models.inputs import encode
 from affect_mllm.models.registry import ModelSpec, load_model_and_processor
 from inference.engine import Generation, GenerationRequest, SamplingSettings, make_generation
 
 logger = logging.getLogger(__name__)
-
-
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """End tokens: the tokenizer's and the generation config's (vLLM stops at both as well)."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    configured = configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in (tokenizer.eos_token_id, *configured) if i is not None})
 
 
 def _attach_adapters(model, adapters: Mapping[str, str]):
@@ -59,10 +55,10 @@ class HFEngine:
         self.spec = spec
         self.processor = processor
         self.max_batch_size = max_batch_size
+        self.max_model_len = None  # HF generates past any length; only vLLM refuses long prompts
         self.model, self._created_wrapper = _attach_adapters(model, dict(adapters or {}))
         # every adapter of the peft model counts, also those a caller's policy had before
         self.adapter_names = tuple(getattr(self.model, "peft_config", None) or ())
-        self._stop_ids = stop_token_ids(self.model, processor.tokenizer)
 
     @classmethod
     def load(cls, model: str, adapters: Mapping[str, str] | None = None, dtype: str = "float32",
@@ -124,31 +120,13 @@ class HFEngine:
 
     def _generate_batch(self, batch, sampling: SamplingSettings, n: int, interleave: bool) -> list[list[Generation]]:
         """One `generate` call; n candidates per prompt of the encoded batch."""
-        import torch
-
-        with torch.inference_mode():
-            output = self.model.generate(**batch, **self._generate_kwargs(sampling, n, interleave))
-        rows = [self._generation(row) for row in output[:, batch["input_ids"].shape[1]:].tolist()]
-        return [rows[i * n:(i + 1) * n] for i in range(batch["input_ids"].shape[0])]
-
-    def _generate_kwargs(self, sampling: SamplingSettings, n: int, interleave: bool) -> dict:
-        # every decoding knob is passed explicitly: HF would otherwise fill unset ones from the checkpoint's
-        # generation_config (top_k=50, a repetition penalty ...), which vLLM does not apply to our requests
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not sampling.greedy, num_return_sequences=n,
-                      pad_token_id=self.processor.tokenizer.pad_token_id, eos_token_id=self._stop_ids,
-                      repetition_penalty=1.0)
-        if not sampling.greedy:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
-        if interleave:
-            kwargs["use_audio_in_video"] = True
-        return kwargs
-
-    def _generation(self, row: list[int]) -> Generation:
-        """Cut a generated row after its first end token (the rest is padding)."""
-        for position, token in enumerate(row):
-            if token in self._stop_ids:
-                return make_generation(self.processor.tokenizer, row[:position + 1], "stop")
-        return make_generation(self.processor.tokenizer, row, "length")
+        tokenizer = self.processor.tokenizer
+        rows = generate_from_batch(self.model, tokenizer, batch, max_new_tokens=sampling.max_new_tokens,
+                                   do_sample=not sampling.greedy, temperature=sampling.temperature,
+                                   top_p=sampling.top_p, top_k=sampling.top_k, num_return_sequences=n,
+                                   audio_in_video=interleave)
+        generations = [make_generation(tokenizer, ids, finish) for ids, finish in rows]
+        return [generations[i * n:(i + 1) * n] for i in range(batch["input_ids"].shape[0])]
 
     @contextmanager
     def _adapter_scope(self, name: str | None) -> Iterator[None]:

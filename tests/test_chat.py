@@ -1,6 +1,6 @@
 """`affect-mllm chat`: commands, follow-ups that keep the context, and the real command driven through stdin.
 
-Run: .venv/bin/python -m pytest tests/test_chat.py -q   (the stdin test uses the shared vLLM server)
+Run: pytest tests/test_chat.py -q   (the stdin test uses the shared vLLM server)
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ def test_local_engine_chat(tiny_sft, clips):
 
 
 def test_chat_command_through_stdin(served):
+    """The real command, driven through a pipe, shows what the served model answers: its first answer is the one
+    the server gives the same first turn (greedy), and the clip attached with /audio gets an answer of its own."""
+    from inference.chat import answer_summary
+    from inference.client import Clip, clip_messages, clip_prompt
+
     launcher = affect_mllm_command()
     command = [
         *launcher,
@@ -101,8 +106,17 @@ def test_chat_command_through_stdin(served):
         "48",
     ]
     stdin = f"What does the voice say?\n/audio {served.clips['audio_48k']}\n/quit\n"
-    env = {**os.environ, "AFFECT_MLLM_API_KEY": served.api_key, "COLUMNS": "120"}
+    env = {**os.environ, "AFFECT_MLLM_API_KEY": served.api_key, "COLUMNS": "200"}
     done = subprocess.run(command, input=stdin, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("rationale") >= 3 and done.stdout.count("answer") >= 3, done.stdout[-3000:]
+    client = served.client(model=served.adapter)
+    clip = Clip(video=served.clips["av_16k"])
+    first = client.complete(clip_messages(clip, clip_prompt(clip), "file"), SamplingSettings(max_new_tokens=48))[0]
+    attached = Clip(video=served.clips["av_16k"], audio=served.clips["audio_48k"])
+    second = client.complete(clip_messages(attached, clip_prompt(attached), "file"),
+                             SamplingSettings(max_new_tokens=48))[0]
+    summaries = [line.strip() for line in done.stdout.splitlines() if line.strip().endswith(("well-formed)",
+                                                                                              "answer format)"))]
+    assert len(summaries) == 3, done.stdout[-3000:]  # the analysis, the follow-up, the new clip's analysis
+    assert (summaries[0], summaries[2]) == (answer_summary(first.text), answer_summary(second.text))
     assert "error: " not in done.stdout
