@@ -13,7 +13,7 @@ intervals): emotion accuracy (ov_emotion prompt), answer and rationale AU F1 (au
 full-frame paired differences; the share of test clips and frames where a face was found; ms per clip of
 `load_sample_media` with and without the crop (the same clips, one core).
 
-    .venv/bin/python benchmarks/face_crop.py            # about 20 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/face_crop.py            # 22 minutes on 2 CPU cores (measured)
     .venv/bin/python benchmarks/face_crop.py --quick    # a smoke run (minutes)
 
 Steps are cached under --work by what determines them (benchmarks/cache_key.py).
