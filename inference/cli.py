@@ -184,6 +184,8 @@ def register_predict(app) -> None:
         retry_errors: bool = typer.Option(False, "--retry-errors", help="Predict again the clips that failed."),
         guided: bool = typer.Option(False, "--guided", help="Server: decode within the task's tag grammar."),
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="Local vLLM: " + KV_CACHE_HELP),
+        mask: str = typer.Option(None, "--mask", help="audio or video: rerun with it removed (muted audio, blank "
+                                                      "frames) for `evaluate --ablate`."),
     ) -> None:
         """Predict every clip, resumably (kill -9 safe), and write OUT for `affect-mllm evaluate --pred`."""
         from inference.predict import load_inputs, progress_log_path, write_output
@@ -193,7 +195,7 @@ def register_predict(app) -> None:
         try:  # nothing has run yet: a fault here is only reported
             manifest = load_inputs(inputs)
             options = PredictOptions(model, adapter, server, api_key, task, backend, media, batch_size, concurrency,
-                                     max_new_tokens, guided, kv_cache_gib)
+                                     max_new_tokens, guided, kv_cache_gib, mask)
             predictor = _predictor(manifest, options)
         except _setup_errors() as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -230,6 +232,7 @@ class PredictOptions:
     max_new_tokens: int
     guided: bool
     kv_cache_gib: float | None
+    mask: str | None = None  # "audio" or "video": the modality removed (inference.modality)
 
 
 def _setup_errors() -> tuple[type[Exception], ...]:
@@ -260,6 +263,7 @@ def _predictor(manifest, options: PredictOptions):
     import typer
 
     from inference.engine import SamplingSettings, load_engine
+    from inference.modality import MaskingClient, MaskingEngine
     from inference.predict import EnginePredictor, ServerPredictor
 
     sampling = SamplingSettings(max_new_tokens=options.max_new_tokens)
@@ -267,6 +271,7 @@ def _predictor(manifest, options: PredictOptions):
         from inference.client import AffectClient
 
         client = AffectClient(options.server, api_key=options.api_key)
+        client = MaskingClient(client, options.mask) if options.mask else client
         return ServerPredictor(client, manifest, options.task, sampling, options.media,
                                options.adapter or options.model, options.concurrency, options.guided)
     if not options.model:
@@ -275,6 +280,7 @@ def _predictor(manifest, options: PredictOptions):
         raise typer.BadParameter("guided decoding needs --server", param_hint="--guided")
     engine = load_engine(options.model, options.backend, adapters={"adapter": options.adapter} if options.adapter
                          else None, kv_cache_gib=options.kv_cache_gib)
+    engine = MaskingEngine(engine, options.mask) if options.mask else engine
     return EnginePredictor(engine, manifest, options.task, sampling, "adapter" if options.adapter else None,
                            options.batch_size)
 

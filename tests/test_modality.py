@@ -200,3 +200,25 @@ def test_evaluate_ablate_writes_the_modality_section_into_the_report(tmp_path):
     assert "| video | 0.500" in result.output
     bad = CliRunner().invoke(build_app(), [*args[:-1], f"smell={blank}"])
     assert bad.exit_code != 0 and "MODALITY=PRED" in bad.output
+
+
+@pytest.mark.integration
+def test_predict_mask_reruns_the_set_without_a_modality(tiny_omni_dir, synthfacs_small, tmp_path):
+    from typer.testing import CliRunner
+
+    from affect_mllm.cli import build_app
+    from affect_mllm.predictions import read_records
+
+    common = ["predict", str(synthfacs_small["val"]), "--model", str(tiny_omni_dir), "--backend", "hf",
+              "--max-new-tokens", "8"]
+    outs = {}
+    for mask in (None, "video"):
+        outs[mask] = tmp_path / f"{mask}.jsonl"
+        result = CliRunner().invoke(build_app(), [*common, "--out", str(outs[mask]),
+                                                  *(["--mask", mask] if mask else [])])
+        assert result.exit_code == 0, result.output
+    full, blank = ({r.id: r.raw for r in read_records(outs[m])} for m in (None, "video"))
+    assert full.keys() == blank.keys() and len(full) == 8
+    assert full != blank  # the frames the model saw were blanked
+    bad = CliRunner().invoke(build_app(), [*common, "--out", str(tmp_path / "x.jsonl"), "--mask", "smell"])
+    assert bad.exit_code == 2 and "can mask" in bad.output
