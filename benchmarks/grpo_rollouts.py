@@ -2,6 +2,9 @@
 
 Run: .venv/bin/python benchmarks/grpo_rollouts.py [--steps 10]      (about 10 minutes on 2 CPU cores)
 
+The data, the SFT adapter and each GRPO run are cached under --work, keyed by what determines them
+(benchmarks/cache_key.py): a changed recipe, base, argument or package code reruns them.
+
 1. SynthFACS train clips (level 2) and a short LoRA SFT of `tiny-omni-base` (recipes/tiny-omni/sft.yaml): the
    policy GRPO starts from (an untrained policy rarely writes the answer grammar: every reward would be flat).
 2. GRPO from that adapter through recipes/tiny-omni/grpo.yaml twice, the same seed and steps: `use_vllm: false`
@@ -17,20 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run(module: str, args: list[str]) -> None:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{module} failed:\n{proc.stderr[-4000:]}")
+from cache_key import cached, code_digest, stored_key
+from steps import recipe_key, run_module, synthfacs_set
 
 
 def grpo_figures(output_dir: Path, steps: int) -> dict:
@@ -50,29 +43,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="GRPO steps per run")
     parser.add_argument("--sft_steps", type=int, default=150)
     parser.add_argument("--clips", type=int, default=320)
-    parser.add_argument("--keep", type=Path, default=None, help="keep everything in this folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/grpo_rollouts"),
+                        help="data and adapters, reused while their cache key (recipe, base, data, code) holds")
     args = parser.parse_args()
-    from affect_mllm.synthfacs.generate import generate_synthfacs
-
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.keep or Path(tmp)
-        train = generate_synthfacs(work / "data", args.clips, seed=3, split="train", difficulty=2)
-        common = ["--model_name_or_path", "tiny-omni-base", "--train_manifest", str(train), "--report_to", "none"]
-        sft = work / "sft"
-        if not (sft / "adapter_model.safetensors").is_file():
-            run("training.sft", ["--config", "recipes/tiny-omni/sft.yaml", *common, "--output_dir", str(sft),
-                                 "--max_steps", str(args.sft_steps), "--eval_manifest", "", "--save_steps", "100000"])
-        figures = {}
-        for mode in ("hf", "vllm"):
-            out = work / f"grpo-{mode}"
-            if not (out / "run_card.json").is_file():
-                run("training.grpo", ["--config", "recipes/tiny-omni/grpo.yaml", *common, "--adapter_path", str(sft),
-                                      "--output_dir", str(out), "--max_steps", str(args.steps), "--logging_steps",
-                                      "1", "--save_steps", "100000", "--use_vllm", str(mode == "vllm").lower()])
-            figures[mode] = grpo_figures(out, args.steps)
-            print(f"{mode:5s} rollouts: {figures[mode]['s_per_step']:.1f} s/step "
-                  f"({figures[mode]['steady_s_per_step']:.1f} after the first), mean reward "
-                  f"{figures[mode]['reward'][0]:.3f} -> {figures[mode]['reward'][1]:.3f}", flush=True)
+    code = code_digest()
+    train = synthfacs_set(args.work / "data", args.clips, seed=3, split="train", level=2, code=code)
+    common = ["--model_name_or_path", "tiny-omni-base", "--train_manifest", str(train), "--report_to", "none",
+              "--save_steps", "100000"]
+    sft_args = [*common, "--max_steps", str(args.sft_steps), "--eval_manifest", ""]
+    sft = cached(args.work / "sft", recipe_key(code, "recipes/tiny-omni/sft.yaml", "tiny-omni-base", train, sft_args),
+                 lambda out: run_module("training.sft", ["--config", "recipes/tiny-omni/sft.yaml", *sft_args,
+                                                         "--output_dir", str(out)]))
+    figures = {}
+    for mode in ("hf", "vllm"):
+        grpo_args = [*common, "--adapter_path", str(sft), "--max_steps", str(args.steps), "--logging_steps", "1",
+                     "--use_vllm", str(mode == "vllm").lower()]
+        key = {**recipe_key(code, "recipes/tiny-omni/grpo.yaml", "tiny-omni-base", train, grpo_args),
+               "adapter": stored_key(sft)["digest"]}
+        out = cached(args.work / f"grpo-{mode}", key, lambda out, grpo_args=grpo_args: run_module(
+            "training.grpo", ["--config", "recipes/tiny-omni/grpo.yaml", *grpo_args, "--output_dir", str(out)]))
+        figures[mode] = grpo_figures(out, args.steps)
+        print(f"{mode:5s} rollouts: {figures[mode]['s_per_step']:.1f} s/step "
+              f"({figures[mode]['steady_s_per_step']:.1f} after the first), mean reward "
+              f"{figures[mode]['reward'][0]:.3f} -> {figures[mode]['reward'][1]:.3f}", flush=True)
     print(json.dumps({
         "hf_s_per_step": round(figures["hf"]["s_per_step"], 2),
         "vllm_s_per_step": round(figures["vllm"]["s_per_step"], 2),
