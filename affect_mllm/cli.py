@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("chat", "inference.cli:register_chat"),
     ("predict", "inference.cli:register_predict"),
     ("timeline", "inference.timeline_cli:register"),
+    ("web", "inference.web_cli:register"),
     ("synthesize", "data_synthesis.cli:register"),
     ("demo", "affect_mllm.demo:register"),
 )
