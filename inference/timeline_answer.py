@@ -8,7 +8,8 @@ length. A window that does not decode (a broken stretch) becomes a `broken` reco
 The engine builds each window's conversation exactly as prediction does (`models.inputs.conversation_for`: the
 system prompt, the modalities sentence, the task prompt, the window's subtitle). The server gets each window as a
 short clip of its own: the decoded frames and audio re-encoded (H.264 at the model's fps, AAC) and sent through
-the same client call as `affect-mllm predict --server` (`AffectClient.analyze`, media as data URLs).
+the same client call as `affect-mllm predict --server` (`AffectClient.analyze`, media as data URLs; `guided`
+decodes within each task's tag grammar, as `predict --guided` does).
 """
 
 from __future__ import annotations
@@ -111,9 +112,9 @@ class ServerAnswerer:
     """Windows answered by an OpenAI-compatible server through `AffectClient`, `concurrency` windows at a time."""
 
     def __init__(self, client, tasks: Sequence[str], sampling: SamplingSettings, model: str | None = None,
-                 concurrency: int = 4, media_settings: MediaSettings = MediaSettings()) -> None:
+                 concurrency: int = 4, media_settings: MediaSettings = MediaSettings(), guided: bool = False) -> None:
         self.client, self.tasks, self.sampling, self.model = client, tuple(tasks), sampling, model
-        self.concurrency, self.media_settings = concurrency, media_settings
+        self.concurrency, self.media_settings, self.guided = concurrency, media_settings, guided
 
     def describe(self) -> str:
         """What answers (recorded so that a resumed run cannot mix two models)."""
@@ -132,7 +133,8 @@ class ServerAnswerer:
                         subtitle=job.subtitle)
             try:
                 answers = {task: self.client.analyze(clip, task, media="data", model=self.model,
-                                                     sampling=self.sampling).text for task in self.tasks}
+                                                     sampling=self.sampling, guided=self.guided).text
+                           for task in self.tasks}
             except Exception as error:
                 if getattr(error, "status_code", None) in CLIP_STATUS_CODES:
                     return error_record(job.window, error, job.subtitle)

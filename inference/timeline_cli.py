@@ -24,6 +24,7 @@ def register(app) -> None:
         tasks: str = typer.Option("ov_emotion,valence_arousal", help="Questions asked of each window (comma list)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Local engine: windows per generate call."),
         concurrency: int = typer.Option(4, "--concurrency", min=1, help="Server: windows in flight."),
+        guided: bool = typer.Option(False, "--guided", help="Server: decode within each task's tag grammar."),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest answer."),
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM engine: KV cache size."),
         smooth_windows: int = typer.Option(3, "--smooth-windows", help="Mode filter span in windows (odd; 1: off)."),
@@ -41,7 +42,7 @@ def register(app) -> None:
                                         smoothing=SmoothingSettings(smooth_windows, min_segment),
                                         embed_video_mb=embed_video_mb)
             answerer, media = _answerer(server, api_key, model, adapter, backend, settings.tasks, batch_size,
-                                        concurrency, max_new_tokens, kv_cache_gib)
+                                        concurrency, max_new_tokens, kv_cache_gib, guided)
             run = _run_with_progress(video, out, answerer, settings, media, subtitle)
         except (ValueError, OSError, ImportError, openai.APIError) as exc:
             typer.echo(f"error: {type(exc).__name__}: {exc}\n(finished windows are kept in {out}/timeline.jsonl: "
@@ -52,7 +53,7 @@ def register(app) -> None:
 
 
 def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concurrency, max_new_tokens,
-              kv_cache_gib):
+              kv_cache_gib, guided):
     """(EngineAnswerer or ServerAnswerer, the media settings whose fps sets the window grid)."""
     import typer
 
@@ -65,9 +66,11 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
         from inference.client import AffectClient
 
         client = AffectClient(server, api_key=api_key)
-        return ServerAnswerer(client, tasks, sampling, adapter or model, concurrency), MediaSettings()
+        return ServerAnswerer(client, tasks, sampling, adapter or model, concurrency, guided=guided), MediaSettings()
     if not model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
+    if guided:  # the local engines have no grammar-constrained decoding
+        raise typer.BadParameter("guided decoding needs --server", param_hint="--guided")
     vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     options = {"kv_cache_gib": kv_cache_gib} if vllm else {"max_batch_size": batch_size * len(tasks)}
     engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, **options)
