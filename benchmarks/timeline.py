@@ -107,7 +107,10 @@ def run_backend(backend: str, adapter: Path, manifest, out: Path, budget: Budget
 
 
 def clip_scores(folder: Path, truth: list[dict], duration_s: float) -> dict:
-    """One clip's window, time, segment and boundary figures (smoothed, raw, uniform control)."""
+    """One clip's window, time, segment and boundary figures (smoothed, raw, uniform control); its figure with the
+    true segments is written beside the timeline (timeline_truth.png)."""
+    from affect_mllm.jsonl import atomic_write_bytes
+    from affect_mllm.timeline.plot import timeline_png
     from affect_mllm.timeline.scoring import (
         boundaries,
         boundary_errors,
@@ -126,6 +129,7 @@ def clip_scores(folder: Path, truth: list[dict], duration_s: float) -> dict:
     true_bounds = boundaries(truth)
     uniform = [duration_s * k / len(truth) for k in range(1, len(truth))]
     correct, answered = window_accuracy(records, truth)
+    atomic_write_bytes(folder / "timeline_truth.png", timeline_png(records, windows, smoothed, duration_s, truth))
 
     def majority_right(predicted: list[dict], segment: dict) -> bool:
         times = np.arange(segment["start_s"] + 0.05, segment["end_s"], 0.1)

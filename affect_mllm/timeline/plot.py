@@ -1,7 +1,8 @@
 """timeline.png: the emotion band over time, the valence/arousal curves and an AU presence heat strip.
 
 Top row: the smoothed segments (coloured by category, labelled) above a thin strip of the raw window labels,
-each over the span the window speaks for. Middle: valence and arousal per window centre. Bottom: one row per AU
+each over the span the window speaks for, and, when the true segments are known (SynthFACS long clips), a strip of
+those below. Middle: valence and arousal per window centre. Bottom: one row per AU
 cited anywhere, dark where a window's answer gives or cites it; broken windows are hatched in every row.
 Drawn on matplotlib's Agg canvas (no pyplot state), as the evaluation report's plots are.
 """
@@ -28,7 +29,7 @@ def colour_of(label: str | None) -> str:
     return CATEGORY_COLOURS.get(label or "", OTHER_COLOUR)
 
 
-def _band(axis, records, windows, segments, duration_s: float) -> None:
+def _band(axis, records, windows, segments, duration_s: float, truth=None) -> None:
     spans = owned_spans(list(windows), duration_s)
     for segment in segments:
         width = segment["end_s"] - segment["start_s"]
@@ -41,8 +42,17 @@ def _band(axis, records, windows, segments, duration_s: float) -> None:
         broken = record.get("status") != "ok"
         axis.broken_barh([(start, end - start)], (0.0, 0.28), facecolors=colour_of(record.get("emotion")),
                          hatch="///" if broken else None, edgecolor="white")
-    axis.set_ylim(0, 1)
-    axis.set_yticks([0.14, 0.67], ["windows", "segments"])
+    ticks, names = [0.14, 0.67], ["windows", "segments"]
+    if truth:
+        for segment in truth:
+            width = segment["end_s"] - segment["start_s"]
+            axis.broken_barh([(segment["start_s"], width)], (-0.4, 0.32), facecolors=colour_of(segment["emotion"]),
+                             edgecolor="white")
+            axis.text(segment["start_s"] + width / 2, -0.24, segment["emotion"], ha="center", va="center",
+                      fontsize=7, clip_on=True)
+        ticks, names = [-0.24, *ticks], ["truth", *names]
+    axis.set_ylim(-0.42 if truth else 0, 1)
+    axis.set_yticks(ticks, names)
     axis.set_title("emotion over time")
 
 
@@ -75,13 +85,13 @@ def _au_strip(axis, records, windows, duration_s: float) -> None:
 
 
 def timeline_png(records: Sequence[Mapping], windows: Sequence[Window], segments: Sequence[Mapping],
-                 duration_s: float) -> bytes:
-    """PNG bytes of the timeline figure (records in window order, one per window)."""
+                 duration_s: float, truth: Sequence[Mapping] | None = None) -> bytes:
+    """PNG bytes of the timeline figure (records in window order, one per window; `truth`: the true segments)."""
     n_aus = len({au for r in records for au in r.get("aus") or []})
     figure = _figure(12.0, 4.5 + 0.18 * n_aus)
     grid = figure.add_gridspec(3, 1, height_ratios=[1.0, 1.6, 0.6 + 0.15 * n_aus], hspace=0.45)
     band, curves, strip = (figure.add_subplot(grid[i]) for i in range(3))
-    _band(band, records, windows, segments, duration_s)
+    _band(band, records, windows, segments, duration_s, truth)
     _curves(curves, records, windows)
     _au_strip(strip, records, windows, duration_s)
     for axis in (band, curves, strip):
