@@ -46,6 +46,9 @@ def published_config(name: str) -> PretrainedConfig:
     """The transformers config of a real registry model (the whole checkpoint: thinker and talker for omni)."""
     from transformers import AutoConfig
 
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
+
+    quiet_default_talker_warnings()
     return AutoConfig.for_model(**published_json(name))
 
 
