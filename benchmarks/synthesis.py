@@ -1,7 +1,7 @@
 """What do synthesized rationales add where real corpora are: clips labelled with an emotion and nothing else?
 
 Run: .venv/bin/python benchmarks/synthesis.py                  (the emotion-only table; about 30 min on 2 CPU cores)
-     .venv/bin/python benchmarks/synthesis.py --full-labels    (also the second table: the pool keeps its AU labels)
+     .venv/bin/python benchmarks/synthesis.py --tables full_labels   (the second table: the pool keeps its labels)
      .venv/bin/python benchmarks/synthesis.py --quick          (smoke run: minutes; the figures mean nothing)
 
 Three disjoint SynthFACS sets (level 1): a seed set with every label and its perception rationale
@@ -28,12 +28,12 @@ minus all" is its selection effect on grounding; in the full-label table the rul
 same comparison is the rule restated. The loop works if round1 beats labels_only on AU F1 and grounding without
 losing emotion accuracy, and round2 >= round1 (`verdict` in the JSON; a finding either way).
 
---full-labels adds the setting of the earlier benchmark (the pool keeps every label; generation hinted with the
+--tables full_labels gives the setting of the earlier benchmark (the pool keeps every label; generation hinted with the
 emotion and AUs; recipes/tiny-omni/synthesis.yaml keeps with every GRPO reward, AU F1 included): full_labels_only,
 full_synth and full_templated. Every step is cached under --work by what determines it (benchmarks/cache_key.py).
 Last line JSON: {"labels_only", "round1", "round2", "hinted", "templated"} each with {"emotion_acc", "wheel_f",
 "answer_au_f1", "rationale_au_f1", "grounding", "format_rate", "ci95"}, then "optional_aus", "keep", "differences",
-"verdict", "full_labels" (with --full-labels), "sizes", "minutes".
+"verdict"; "full_labels" with that table; "sizes", "minutes".
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def emotion_only_table(bench: Bench, sets: dict[str, Path]) -> dict:
 
 def full_label_table(bench: Bench, sets: dict[str, Path]) -> dict:
     """The earlier benchmark's setting: the pool keeps every label; hinted generation, every GRPO reward."""
-    generator = bench.adapters["generator"]
+    generator = bench.sft("generator", [sets["seed"]])
     synthesis = bench.synthesize("full_labels", FULL_LABEL_RECIPE, generator, sets["full_labels"], seed=bench.seed,
                                  hinted=True)
     bench.sft("full_labels_only", [sets["seed"], sets["full_labels"]])
@@ -331,7 +331,8 @@ def _rounded(value):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke-run sizes (8 clips per set, 4 SFT steps)")
-    parser.add_argument("--full-labels", action="store_true", help="also the full-label table (the earlier setting)")
+    parser.add_argument("--tables", nargs="+", default=["emotion_only"], choices=("emotion_only", "full_labels"),
+                        help="emotion_only: the arms above; full_labels: the second table (the pool keeps its labels)")
     parser.add_argument("--base", default="tiny-omni-base", help="registry name or folder of the base model")
     parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="engine backend")
     parser.add_argument("--seed", type=int, default=0, help="data, training and sampling seed")
@@ -345,11 +346,13 @@ def main() -> None:
     code = code_digest()
     bench = Bench(work, args.base, sizes, args.seed, code, args.backend)
     sets = make_sets(work / "data", sizes, args.seed, code)
-    result = emotion_only_table(bench, sets)
-    print_table(result, ARMS)
-    result["verdict"] = verdict(result)
-    print(f"verdict: {json.dumps(result['verdict'])}")
-    if args.full_labels:
+    result: dict = {}
+    if "emotion_only" in args.tables:
+        result = emotion_only_table(bench, sets)
+        print_table(result, ARMS)
+        result["verdict"] = verdict(result)
+        print(f"verdict: {json.dumps(result['verdict'])}")
+    if "full_labels" in args.tables:
         result["full_labels"] = full_label_table(bench, sets)
         print("full-label table (the pool keeps every label):")
         print_table(result["full_labels"], FULL_ARMS)
