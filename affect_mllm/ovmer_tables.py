@@ -15,13 +15,17 @@ candidates anyway, so neither order changes a score.
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
+from typing import IO
 
 import numpy as np
+from numpy._core import multiarray as np_multiarray
 
 from affect_mllm.wheels import LEVELS, EmotionWheels, split_label_string
 
@@ -103,20 +107,53 @@ def _load_cached(folder: Path, rebuild: bool) -> EmotionWheels:
 
 
 def _read_npz(path: Path) -> tuple[dict, dict, dict]:
-    """The three tables of ``wheel_mapping.npz``, checked for shape."""
+    """The three tables of ``wheel_mapping.npz``, checked for shape, unpickled by `_TablesUnpickler` only."""
     try:
-        with np.load(path, allow_pickle=True) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            names = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            missing = [key for key in NPZ_KEYS if key not in names]
             if missing:
-                raise OvmerTablesError(path, f"lacks the arrays {missing} (has {archive.files})")
-            tables = [_unwrap_object_array(path, key, archive[key]) for key in NPZ_KEYS]
+                raise OvmerTablesError(path, f"lacks the arrays {missing} (has {sorted(names)})")
+            tables = []
+            for key in NPZ_KEYS:
+                with archive.open(names[key]) as member:
+                    tables.append(_unwrap_object_array(path, key, _read_object_npy(path, key, member)))
     except OvmerTablesError:
         raise
-    except Exception as error:  # np.load raises OSError, ValueError, BadZipFile or unpickling errors
+    except Exception as error:  # BadZipFile, OSError, ValueError, unpickling errors
         raise OvmerTablesError(path, f"cannot be read as an npz archive ({error})") from error
     format_mapping = _check_word_lists(path, "format_mapping", tables[0])
     raw_mapping = _check_word_lists(path, "raw_mapping", tables[1])
     return format_mapping, raw_mapping, _check_wheel_map(path, tables[2])
+
+
+class _TablesUnpickler(pickle.Unpickler):
+    """Unpickles what `np.savez` writes for a dict (a 0-d object array of dicts, lists and strings) and nothing else.
+
+    `np.load(allow_pickle=True)` would run any callable a crafted file names; the reference's tables need only
+    numpy's array reconstructor, `ndarray` and `dtype`, so every other global is refused before it is looked up.
+    """
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): np_multiarray._reconstruct,
+               ("numpy._core.multiarray", "_reconstruct"): np_multiarray._reconstruct,
+               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: the tables hold only dicts of strings")
+        return self.ALLOWED[(module, name)]
+
+
+def _read_object_npy(path: Path, key: str, member: IO[bytes]) -> np.ndarray:
+    """One `.npy` member of the archive: its header, then its pickled payload through `_TablesUnpickler`."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    if shape != () or dtype.kind != "O":
+        raise OvmerTablesError(path, f"array {key!r} is {dtype}{shape}, not a pickled dict")
+    return _TablesUnpickler(member).load()
 
 
 def _unwrap_object_array(path: Path, key: str, array: np.ndarray) -> object:

@@ -235,6 +235,29 @@ def test_npz_with_a_malformed_table_is_named(tmp_path):
         load_ovmer_tables(tmp_path)
 
 
+class _RunsCode:
+    """Pickles as a call of os.remove on a marker file: what a crafted npz could do under np.load(allow_pickle)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return os.remove, (str(self.target),)
+
+
+def test_npz_naming_any_other_callable_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("still here")
+    np.savez(tmp_path / "wheel_mapping.npz", format_mapping={"x": _RunsCode(marker)}, raw_mapping={},
+             wheel_map_whole={})
+    with pytest.raises(OvmerTablesError, match="refused to load posix.remove"):
+        load_ovmer_tables(tmp_path)
+    assert marker.exists()
+    with np.load(tmp_path / "wheel_mapping.npz", allow_pickle=True) as archive:  # the control: numpy would run it
+        archive["format_mapping"]
+    assert not marker.exists()
+
+
 def test_official_npz_and_rebuild_are_identical(official_tables_dir):
     from_npz = load_ovmer_tables(official_tables_dir)
     rebuilt = load_ovmer_tables(official_tables_dir, rebuild=True)
