@@ -9,6 +9,8 @@ from pathlib import Path
 
 PREDICTION_FORMATS = ("jsonl", "csv", "npz")
 KV_CACHE_HELP = "vLLM's KV cache in GiB (default: what max_model_len x max_num_seqs needs for this model)."
+FACE_CROP_HELP = ("Local engine: crop the frames to the tracked face, for adapters trained with --face_crop true "
+                  "(no face found: whole frames).")
 
 
 def register(app) -> None:
@@ -123,6 +125,7 @@ def register_chat(app) -> None:
         media: str = typer.Option("data", help="How clips reach a server: data (URLs) or file (under its root)."),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Longest answer."),
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="Local vLLM: " + KV_CACHE_HELP),
+        face_crop: bool = typer.Option(False, "--face-crop", help=FACE_CROP_HELP),
     ) -> None:
         """Chat about a clip: its analysis first, then follow-ups; /video, /audio, /reset, /quit."""
         from rich.console import Console
@@ -132,7 +135,7 @@ def register_chat(app) -> None:
         console = Console()
         try:
             chat_backend, hears_audio = _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens,
-                                                      kv_cache_gib)
+                                                      kv_cache_gib, face_crop)
         except (ImportError, OSError, ValueError) as exc:  # no vllm, no such model folder, a bad adapter
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -143,7 +146,16 @@ def register_chat(app) -> None:
         run_chat(chat_backend, typed_lines(console), console, session, hears_audio=hears_audio)
 
 
-def _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens, kv_cache_gib):
+def _refuse_server_face_crop(face_crop: bool) -> None:
+    """A server decodes the clips it is sent and never crops: crops are written before sending."""
+    import typer
+
+    if face_crop:
+        raise typer.BadParameter("a server does not crop faces: write the cropped clip first with `affect-mllm media "
+                                 "face-crop IN OUT --model M` and send that", param_hint="--face-crop")
+
+
+def _chat_backend(server, api_key, model, adapter, backend, media, max_new_tokens, kv_cache_gib, face_crop=False):
     """(ServerChat or EngineChat, whether the model hears audio)."""
     import typer
 
@@ -154,10 +166,12 @@ def _chat_backend(server, api_key, model, adapter, backend, media, max_new_token
     if server:
         from inference.client import AffectClient
 
+        _refuse_server_face_crop(face_crop)
         return ServerChat(AffectClient(server, api_key=api_key), sampling, media, adapter or model), True
     if not model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
-    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, kv_cache_gib=kv_cache_gib)
+    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, kv_cache_gib=kv_cache_gib,
+                         face_crop=face_crop)
     return EngineChat(engine, sampling, "adapter" if adapter else None), engine.spec.has_audio
 
 
@@ -186,6 +200,7 @@ def register_predict(app) -> None:
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="Local vLLM: " + KV_CACHE_HELP),
         mask: str = typer.Option(None, "--mask", help="audio or video: rerun with it removed (muted audio, blank "
                                                       "frames) for `evaluate --ablate`."),
+        face_crop: bool = typer.Option(False, "--face-crop", help=FACE_CROP_HELP),
     ) -> None:
         """Predict every clip, resumably (kill -9 safe), and write OUT for `affect-mllm evaluate --pred`."""
         from inference.predict import load_inputs, progress_log_path, write_output
@@ -195,7 +210,7 @@ def register_predict(app) -> None:
         try:  # nothing has run yet: a fault here is only reported
             manifest = load_inputs(inputs)
             options = PredictOptions(model, adapter, server, api_key, task, backend, media, batch_size, concurrency,
-                                     max_new_tokens, guided, kv_cache_gib, mask)
+                                     max_new_tokens, guided, kv_cache_gib, mask, face_crop)
             predictor = _predictor(manifest, options)
         except _setup_errors() as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -233,6 +248,7 @@ class PredictOptions:
     guided: bool
     kv_cache_gib: float | None
     mask: str | None = None  # "audio" or "video": the modality removed (inference.modality)
+    face_crop: bool = False  # local engines: frames cropped to the tracked face, as `--face_crop true` trained
 
 
 def _setup_errors() -> tuple[type[Exception], ...]:
@@ -270,6 +286,7 @@ def _predictor(manifest, options: PredictOptions):
     if options.server:
         from inference.client import AffectClient
 
+        _refuse_server_face_crop(options.face_crop)
         client = AffectClient(options.server, api_key=options.api_key)
         client = MaskingClient(client, options.mask) if options.mask else client
         return ServerPredictor(client, manifest, options.task, sampling, options.media,
@@ -279,7 +296,7 @@ def _predictor(manifest, options: PredictOptions):
     if options.guided:  # the local engines have no grammar-constrained decoding
         raise typer.BadParameter("guided decoding needs --server", param_hint="--guided")
     engine = load_engine(options.model, options.backend, adapters={"adapter": options.adapter} if options.adapter
-                         else None, kv_cache_gib=options.kv_cache_gib)
+                         else None, kv_cache_gib=options.kv_cache_gib, face_crop=options.face_crop)
     engine = MaskingEngine(engine, options.mask) if options.mask else engine
     return EnginePredictor(engine, manifest, options.task, sampling, "adapter" if options.adapter else None,
                            options.batch_size)

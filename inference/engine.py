@@ -171,7 +171,8 @@ def vllm_available() -> bool:
 
 
 def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] | None = None,
-                dtype: str = "float32", kv_cache_gib: float | None = None, **options) -> Engine:
+                dtype: str = "float32", kv_cache_gib: float | None = None, face_crop: bool = False,
+                **options) -> Engine:
     """Load a model behind the engine interface.
 
     Args:
@@ -180,6 +181,8 @@ def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] |
         adapters: LoRA adapters by name -> folder (as peft saved them, or as `affect-mllm export` wrote them).
         dtype: weights dtype; float32 gives HF/vLLM parity on CPU.
         kv_cache_gib: vLLM's KV cache (None: derived from the model and the sequence settings); HF has none.
+        face_crop: crop each clip's frames to the tracked face before the model sees them, as training's
+            `--face_crop true` did (the engines decode media themselves, so both backends apply it).
         **options: backend options (HF: device, max_batch_size; vLLM: max_model_len, max_num_seqs,
             enforce_eager, allow_images, and any `vllm.LLM` argument).
 
@@ -196,7 +199,12 @@ def load_engine(model: str, backend: str = "auto", adapters: Mapping[str, str] |
             raise ImportError(VLLM_MISSING)
         from inference.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model, adapters=adapters, dtype=dtype, kv_cache_gib=kv_cache_gib, **options)
-    from inference.hf_engine import HFEngine
+        engine = VLLMEngine(model, adapters=adapters, dtype=dtype, kv_cache_gib=kv_cache_gib, **options)
+    else:
+        from inference.hf_engine import HFEngine
 
-    return HFEngine.load(model, adapters=adapters, dtype=dtype, **options)
+        engine = HFEngine.load(model, adapters=adapters, dtype=dtype, **options)
+    from affect_mllm.face import with_face_crop
+
+    engine.spec = with_face_crop(engine.spec, face_crop)  # read by every decode (sample_media, chat, timeline)
+    return engine

@@ -114,3 +114,23 @@ def test_face_crop_command_writes_what_training_sees(carphone, tmp_path):
     served = load_video(out, REAL_MEDIA).frames  # the server's sampler picks the frames ours does
     assert served.shape == trained.shape
     assert np.abs(served.astype(int) - trained.astype(int)).mean() < 3  # re-encoded near-losslessly
+
+
+def test_engines_loaded_with_face_crop_decode_crops_and_servers_refuse_it(carphone, tiny_omni_dir, tmp_path):
+    # predict and chat pass --face-crop to load_engine; each engine decodes its clips with engine.spec.media
+    import subprocess
+    import sys
+
+    from inference.engine import load_engine
+
+    engine = load_engine(str(tiny_omni_dir), "hf", face_crop=True)
+    plain = load_engine(str(tiny_omni_dir), "hf")
+    assert engine.spec.media.face_crop and not plain.spec.media.face_crop
+    cropped = load_sample_media(video=carphone, settings=engine.spec.media)
+    whole = load_sample_media(video=carphone, settings=plain.spec.media)
+    assert cropped.face is True and whole.face is None
+    assert cropped.video.shape[1] == cropped.video.shape[2] != whole.video.shape[2]  # square crops, not 176x144
+    proc = subprocess.run([sys.executable, "-m", "affect_mllm.cli", "predict", str(carphone.parent), "--out",
+                           str(tmp_path / "p.jsonl"), "--server", "http://127.0.0.1:9", "--model", "m",
+                           "--face-crop"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "a server does not crop faces" in proc.stderr
