@@ -22,3 +22,14 @@ def test_help_lists_every_verb():
     assert result.exit_code == 0
     for verb, _ in COMMANDS:
         assert verb in result.output
+
+
+def test_train_names_a_bad_manifest_without_a_traceback(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"id": "x", "video": "missing.mp4", "emotion": "happy", "emotions": ["happy"]}\n')
+    result = CliRunner().invoke(build_app(), ["train", "sft", "--config", "recipes/tiny-omni/sft.yaml",
+                                              "--train_manifest", str(manifest), "--output_dir",
+                                              str(tmp_path / "out"), "--dry_run", "true"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {tmp_path / 'missing.mp4'}: file not found" in result.output
+    assert "Traceback" not in result.output

@@ -28,6 +28,15 @@ def _add_stage(train_app, stage: str, module: str) -> None:
     @train_app.command(stage, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
                        add_help_option=False)
     def run_stage(context: typer.Context) -> None:
-        importlib.import_module(module).main(list(context.args))
+        from affect_mllm.media import MediaError
+        from affect_mllm.schema import ManifestError
+        from training.preflight import PreflightError
+
+        try:
+            importlib.import_module(module).main(list(context.args))
+        except (ManifestError, MediaError, PreflightError) as exc:  # the user's data or recipe: the message names
+            # the file and the fault; a traceback would bury it
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
 
     run_stage.__doc__ = f"Run `python -m {module}` with these arguments (--help lists the recipe fields)."
