@@ -27,6 +27,8 @@ def register(app) -> None:
         guided: bool = typer.Option(False, "--guided", help="Server: decode within each task's tag grammar."),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest answer."),
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM engine: KV cache size."),
+        face_crop: bool = typer.Option(False, "--face-crop", help="Local engine: crop each window's frames to the "
+                                                                  "tracked face, as --face_crop true trained."),
         smooth_windows: int = typer.Option(3, "--smooth-windows", help="Mode filter span in windows (odd; 1: off)."),
         min_segment: float = typer.Option(4.0, "--min-segment", help="Shorter segments are absorbed (seconds)."),
         embed_video_mb: float = typer.Option(16.0, "--embed-video-mb", help="timeline.html embeds smaller videos."),
@@ -42,7 +44,7 @@ def register(app) -> None:
                                         smoothing=SmoothingSettings(smooth_windows, min_segment),
                                         embed_video_mb=embed_video_mb)
             answerer, media = _answerer(server, api_key, model, adapter, backend, settings.tasks, batch_size,
-                                        concurrency, max_new_tokens, kv_cache_gib, guided)
+                                        concurrency, max_new_tokens, kv_cache_gib, guided, face_crop)
             run = _run_with_progress(video, out, answerer, settings, media, subtitle)
         except (ValueError, OSError, ImportError, openai.APIError) as exc:
             typer.echo(f"error: {type(exc).__name__}: {exc}\n(finished windows are kept in {out}/timeline.jsonl: "
@@ -53,7 +55,7 @@ def register(app) -> None:
 
 
 def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concurrency, max_new_tokens,
-              kv_cache_gib, guided):
+              kv_cache_gib, guided, face_crop=False):
     """(EngineAnswerer or ServerAnswerer, the media settings whose fps sets the window grid)."""
     import typer
 
@@ -65,6 +67,9 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
     if server:
         from inference.client import AffectClient
 
+        if face_crop:
+            raise typer.BadParameter("a server does not crop faces: write the cropped clip first with `affect-mllm "
+                                     "media face-crop IN OUT --model M`", param_hint="--face-crop")
         client = AffectClient(server, api_key=api_key)
         return ServerAnswerer(client, tasks, sampling, adapter or model, concurrency, guided=guided), MediaSettings()
     if not model:
@@ -73,7 +78,8 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
         raise typer.BadParameter("guided decoding needs --server", param_hint="--guided")
     vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     options = {"kv_cache_gib": kv_cache_gib} if vllm else {"max_batch_size": batch_size * len(tasks)}
-    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, **options)
+    engine = load_engine(model, backend, adapters={"adapter": adapter} if adapter else None, face_crop=face_crop,
+                         **options)
     answerer = EngineAnswerer(engine, tasks, sampling, "adapter" if adapter else None, batch_size)
     return answerer, engine.spec.media
 
