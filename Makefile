@@ -43,9 +43,11 @@ tiny-base: $(STAMP)
 	$(BIN)/affect-mllm train pretrain-vocab --config recipes/tiny-omni/pretrain_vocab.yaml
 	$(BIN)/affect-mllm train pretrain-vocab --config recipes/tiny-vl/pretrain_vocab.yaml
 
-# Speed, memory and learning figures; each script ends with one JSON line.
+# Speed, memory and learning figures; each script ends with one JSON line (hours on 2 CPU cores; the README names
+# each script's run time). benchmarks/gpu_check.py needs a GPU and is not in this list.
 bench: $(STAMP)
-	for script in media synthfacs rewards learnability serving learning grpo_rollouts synthesis; do \
+	for script in media synthfacs rewards learnability serving hardening learning grpo_rollouts synthesis \
+			timeline modality face_crop preflight_check real_width; do \
 		$(BIN)/python benchmarks/$$script.py || exit 1; done
 
 style: $(STAMP)
