@@ -25,13 +25,13 @@ def kill_when(command: list[str], marker: Path, *, cwd: Path, env: dict, timeout
     assert marker.exists(), f"{marker} never appeared"
 
 
-def assert_same_adapter(first_dir: Path, second_dir: Path) -> None:
+def assert_same_adapter(first_dir: Path, second_dir: Path, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Two saved LoRA adapters hold the same tensors (up to float noise)."""
     first = load_file(first_dir / "adapter_model.safetensors")
     second = load_file(second_dir / "adapter_model.safetensors")
     assert first.keys() == second.keys() and first
     for key in first:
-        torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(first[key], second[key], rtol=rtol, atol=atol)
 
 
 def affect_mllm_command() -> list[str]:

@@ -6,14 +6,14 @@ Run: .venv/bin/python -m pytest tests/test_grpo.py -q   (about a minute)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from process_helpers import assert_same_adapter, kill_when
+from safetensors.torch import load_file
+from training_fixtures import ENV, REPO, grpo_args, grpo_equality_args, run_stage
 
 from affect_mllm.media import load_sample_media
 from affect_mllm.models.inputs import conversation_for, encode
@@ -21,8 +21,7 @@ from affect_mllm.models.registry import load_model_and_processor
 from affect_mllm.schema import read_manifest
 from training.grpo_trainer import token_logps
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+pytest_plugins = ["training_fixtures"]
 
 
 def _encoded_pair(model_dir, manifest_path, swap: str):
@@ -63,46 +62,37 @@ def test_encoders_receive_gradients_when_unfrozen(tiny_omni_dir, synthfacs_small
         assert grads and any(g.abs().sum() > 0 for g in grads), tower
 
 
-def grpo_args(model: Path, manifest: Path, out: Path, steps: int, save_steps: int = 1000) -> list[str]:
-    return ["--model_name_or_path", str(model), "--train_manifest", str(manifest), "--output_dir", str(out),
-            "--tasks", "ov_emotion", "au_reasoning", "--reward_funcs", "format_reward", "emotion_wheel_f1_reward",
-            "au_f1_reward", "consistency_reward", "--reward_weights", "0.5", "1.0", "0.5", "0.5",
-            "--num_generations", "2", "--per_device_train_batch_size", "4", "--max_completion_length", "16",
-            "--max_steps", str(steps), "--save_steps", str(save_steps), "--logging_steps", "1", "--lora_r", "8",
-            "--learning_rate", "1e-3", "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--seed", "5"]
-
-
-def run_grpo(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "training.grpo", *args], cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=600)
-
-
 @pytest.mark.integration
-def test_grpo_recipe_runs_logs_rewards_and_saves_completions(tmp_path, tiny_omni_dir, synthfacs_small):
-    out = tmp_path / "grpo"
-    proc = run_grpo(grpo_args(tiny_omni_dir, synthfacs_small["train"], out, 2))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    history = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+def test_grpo_recipe_runs_logs_rewards_and_saves_completions(grpo_one_process):
+    history = json.loads((grpo_one_process / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     logged = set().union(*map(set, history))
     for name in ("format_reward", "emotion_wheel_f1_reward", "au_f1_reward", "consistency_reward"):
         assert {f"rewards/{name}/mean", f"rewards/{name}/std"} <= logged
     assert {"reward", "reward_std", "completions/mean_length", "clip_ratio/low_mean", "frac_reward_zero_std"} <= logged
-    rows = [json.loads(line) for line in (out / "completions" / "step_000000.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (grpo_one_process / "completions" / "step_000000.jsonl").read_text()
+            .splitlines()]
     assert len(rows) == 4 and {"completion", "reward", "au_f1_reward"} <= set(rows[0])
 
 
 @pytest.mark.integration
-def test_grpo_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_omni_dir, synthfacs_small):
+def test_grpo_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_sft, synthfacs_small):
+    """From the SFT adapter, so that rewards differ within groups and the adapter moves at every step."""
     straight = tmp_path / "straight"
-    assert run_grpo(grpo_args(tiny_omni_dir, synthfacs_small["train"], straight, 4, save_steps=2)).returncode == 0
+    args = [*grpo_equality_args(tiny_sft, synthfacs_small["train"], straight, 1), "--max_steps", "4",
+            "--save_steps", "2"]
+    assert run_stage("grpo", args).returncode == 0
     resumed = tmp_path / "resumed"
-    args = grpo_args(tiny_omni_dir, synthfacs_small["train"], resumed, 4, save_steps=2)
+    args = [*grpo_equality_args(tiny_sft, synthfacs_small["train"], resumed, 1), "--max_steps", "4",
+            "--save_steps", "2"]
     marker = resumed / "checkpoint-2" / "trainer_state.json"
     kill_when([sys.executable, "-m", "training.grpo", *args], marker, cwd=REPO, env=ENV)
-    again = run_grpo(args)
+    again = run_stage("grpo", args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((resumed / "run_card.json").read_text())["metrics"]["global_step"] == 4
     assert_same_adapter(straight, resumed)
+    first = load_file(tiny_sft["adapter"] / "adapter_model.safetensors")
+    last = load_file(resumed / "adapter_model.safetensors")
+    assert any(not torch.equal(first[key], last[key]) for key in first)  # GRPO moved the adapter
 
 
 def test_dry_run_checks_groups_before_loading_weights(tmp_path, synthfacs_small):

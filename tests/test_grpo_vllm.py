@@ -10,13 +10,14 @@ import json
 
 import pytest
 import torch
-from test_grpo import REPO, grpo_args, run_grpo
+from training_fixtures import REPO, grpo_args
 
 from affect_mllm.models.registry import load_model_and_processor
 from affect_mllm.schema import read_manifest
 from inference.engine import SamplingSettings, request_from_sample
 from training.rollouts import HFRollouts, VLLMRollouts, check_lora_only
 
+pytest_plugins = ["training_fixtures"]
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
 
 
@@ -31,7 +32,14 @@ def _policy(model_dir):
 
 @needs_vllm
 def test_vllm_rollouts_follow_the_policy_after_each_update(tiny_omni_dir, synthfacs_small, monkeypatch):
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine core: a faster start in tests
+    from vllm import envs
+
+    # The engine core runs in its own process (vLLM's default): closing an in-process core would destroy vLLM's
+    # global model-parallel groups, which the session's in-process engine (tests/engine_fixtures.py) still uses.
+    # That engine set VLLM_ENABLE_V1_MULTIPROCESSING=0 for the session, and vLLM caches its environment once a core
+    # has started, so the variable is set back and the cache dropped.
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    envs.disable_envs_cache()
     policy, processor, spec = _policy(tiny_omni_dir)
     policy.eval()
     manifest = read_manifest(synthfacs_small["val"])
@@ -69,17 +77,14 @@ def test_vllm_rollouts_refuse_weights_they_cannot_sync(tiny_omni_dir):
 
 @needs_vllm
 @pytest.mark.integration
-def test_grpo_recipe_runs_with_vllm_rollouts(tmp_path, tiny_omni_dir, synthfacs_small):
-    out = tmp_path / "grpo-vllm"
-    proc = run_grpo([*grpo_args(tiny_omni_dir, synthfacs_small["train"], out, 2), "--use_vllm", "true",
-                     "--vllm_kv_cache_gib", "0.25"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_grpo_recipe_runs_with_vllm_rollouts(grpo_vllm_one_process):
+    out, stdout = grpo_vllm_one_process
     history = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     assert {"rewards/au_f1_reward/mean", "completions/mean_length"} <= set().union(*map(set, history))
     for step in (0, 1):
         rows = (out / "completions" / f"step_{step:06d}.jsonl").read_text().splitlines()
         assert len(rows) == 4
-    assert proc.stdout.count("loaded into vLLM") == 2  # one sync per optimizer step: steps 0 and 1
+    assert stdout.count("loaded into vLLM") == 2  # one sync per optimizer step: steps 0 and 1
 
 
 def test_server_mode_is_refused(tmp_path, synthfacs_small):

@@ -1,5 +1,5 @@
-"""LoRA SFT end to end on the tiny omni model and SynthFACS: the real recipe script, resume after kill -9, and
-2 CPU processes (gloo) through torchrun.
+"""LoRA SFT end to end on the tiny omni model and SynthFACS: the real recipe script, resume after kill -9, the
+tower switches; 2 CPU processes are in tests/test_distributed.py.
 
 Run: .venv/bin/python -m pytest tests/test_sft.py -q   (about a minute)
 """
@@ -7,8 +7,6 @@ Run: .venv/bin/python -m pytest tests/test_sft.py -q   (about a minute)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,29 +14,16 @@ import pytest
 import torch
 from process_helpers import assert_same_adapter, kill_when
 from safetensors.torch import load_file
+from training_fixtures import ENV, REPO, run_stage, sft_args
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}  # one thread: deterministic, quiet
-
-
-def sft_args(model: Path, manifest: Path, out: Path, steps: int, save_steps: int = 1000) -> list[str]:
-    return ["--model_name_or_path", str(model), "--train_manifest", str(manifest), "--output_dir", str(out),
-            "--tasks", "ov_emotion", "categorical", "au_reasoning", "--per_device_train_batch_size", "4",
-            "--max_steps", str(steps), "--save_steps", str(save_steps), "--logging_steps", "1",
-            "--learning_rate", "2e-3", "--lora_r", "8", "--lora_dropout", "0.0", "--use_cpu", "true",
-            "--bf16", "false", "--report_to", "none", "--seed", "3", "--dataloader_num_workers", "0",
-            "--media_cache_clips", "64"]
-
-
-def run_sft(args: list[str], launcher: list[str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    command = (launcher or [sys.executable]) + ["-m", "training.sft", *args]
-    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+pytest_plugins = ["training_fixtures"]
 
 
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory, tiny_omni_base, synthfacs_small) -> Path:
     out = tmp_path_factory.mktemp("sft") / "run"
-    proc = run_sft([*sft_args(tiny_omni_base, synthfacs_small["train"], out, steps=8), "--report_to", "tensorboard"])
+    args = [*sft_args(tiny_omni_base, synthfacs_small["train"], out, steps=8), "--report_to", "tensorboard"]
+    proc = run_stage("sft", args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -58,28 +43,16 @@ def test_sft_trains_a_language_model_lora_and_writes_its_record(sft_run):
 @pytest.mark.integration
 def test_sft_killed_mid_run_resumes_to_the_same_adapter(tmp_path, tiny_omni_base, synthfacs_small):
     straight = tmp_path / "straight"
-    assert run_sft(sft_args(tiny_omni_base, synthfacs_small["train"], straight, 6, save_steps=2)).returncode == 0
+    assert run_stage("sft", sft_args(tiny_omni_base, synthfacs_small["train"], straight, 6, 2)).returncode == 0
     resumed = tmp_path / "resumed"
     args = sft_args(tiny_omni_base, synthfacs_small["train"], resumed, 6, save_steps=2)
     marker = resumed / "checkpoint-4" / "trainer_state.json"
     kill_when([sys.executable, "-m", "training.sft", *args], marker, cwd=REPO, env=ENV)
     assert not (resumed / "run_card.json").exists(), "the run finished before it was killed"
-    again = run_sft(args)
+    again = run_stage("sft", args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((resumed / "run_card.json").read_text())["metrics"]["global_step"] == 6
     assert_same_adapter(straight, resumed)
-
-
-@pytest.mark.distributed
-def test_sft_on_two_cpu_processes(tmp_path, tiny_omni_base, synthfacs_small):
-    out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    proc = run_sft(sft_args(tiny_omni_base, synthfacs_small["train"], out, 3), launcher=launcher)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    card = json.loads((out / "run_card.json").read_text())
-    assert card["world_size"] == 2 and card["steps_per_process"] == [3, 3]
-    assert (out / "adapter_model.safetensors").is_file()
-    assert not list(out.glob("adapter_model*.safetensors"))[1:]  # one adapter, saved once
 
 
 @pytest.mark.parametrize("style", ["reference", "perception"])
@@ -149,7 +122,7 @@ def test_sft_script_trains_the_switched_towers(tmp_path, tiny_omni_dir, synthfac
     out = tmp_path / "towers"
     args = [*sft_args(tiny_omni_dir, synthfacs_small["train"], out, 2), "--train_vision", "true",
             "--train_audio", "true"]
-    proc = run_sft(args)
+    proc = run_stage("sft", args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = {_saved_name(k): v for k, v in load_file(out / "adapter_model.safetensors").items()}
     base = dict(load_model_and_processor(str(tiny_omni_dir))[0].named_parameters())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,21 @@ def setup_logging(is_main_process: bool = True) -> None:
     """INFO logs on the main process, warnings elsewhere (one readable log per run)."""
     logging.basicConfig(level=logging.INFO if is_main_process else logging.WARNING, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def check_sharding(config) -> None:
+    """Refuse FSDP or DeepSpeed on CPU processes, where accelerate would run plain DDP instead, silently.
+
+    Measured here (2 CPU processes, accelerate 1.16, torch 2.13): `accelerate launch --config_file
+    training/accelerate/fsdp.yaml` and Trainer's `--fsdp` both trained with DDP (the gloo state is MULTI_CPU, and
+    accelerate switches to FSDP only from GPU-type states), although torch's own `fully_shard` runs on CPU with gloo.
+    """
+    fsdp = bool(config.fsdp) or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    deepspeed = bool(config.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    if (fsdp or deepspeed) and config.device.type == "cpu":
+        raise ValueError(f"{'FSDP' if fsdp else 'DeepSpeed'} was asked for, but these processes run on CPU, where "
+                         "accelerate would train with plain DDP instead: on CPU launch DDP with "
+                         "`torchrun --nproc_per_node N -m training.<stage> ...`; FSDP and ZeRO need GPUs")
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:

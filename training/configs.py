@@ -151,6 +151,7 @@ class AffectGRPOConfig(GRPOConfig):
     launch: str | None = field(default=None, metadata={"help": LAUNCH_HELP})
     report_to: list[str] | str = field(default_factory=lambda: ["tensorboard"], metadata={"help": "Loggers."})
     save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})
-    vllm_kv_cache_gib: float = field(
-        default=1.0, metadata={"help": "KV cache of the colocated vLLM engine on CPU (GiB); on GPUs "
-                                       "vllm_gpu_memory_utilization sizes it."})
+    vllm_kv_cache_gib: float | None = field(
+        default=None, metadata={"help": "KV cache of each rank's colocated vLLM engine (GiB); None: what "
+                                        "per_device_train_batch_size sequences of vllm_max_model_length tokens need "
+                                        "(inference.vllm_engine.kv_cache_gib_needed)."})

@@ -72,7 +72,7 @@ def make_conversation_builder(collator):
 
 def main(argv: list[str] | None = None) -> Path | None:
     """Run GRPO; return the output folder (None for a dry run)."""
-    from training.common import finish, last_checkpoint, setup_logging
+    from training.common import check_sharding, finish, last_checkpoint, setup_logging
     from training.preflight import parse_recipe, preflight
     from training.rollouts import rollout_source
 
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         preflight(data_args, model_args, config, stage="grpo", num_generations=config.num_generations,
                   reward_args=reward_args)
         return None
+    check_sharding(config)
     trainer = build_trainer(data_args, model_args, reward_args, config, rollouts)
     try:
         trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))

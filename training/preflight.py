@@ -193,7 +193,15 @@ def _generation_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config, longes
 def _vllm_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config) -> float:
     """The colocated vLLM engine: its share of the GPU, or on CPU its own weights and KV cache (host memory)."""
     if getattr(config, "use_cpu", False):
-        return shape.total_params * mm.BYTES[setup.weight_dtype] + config.vllm_kv_cache_gib * mm.GIB
+        from inference.vllm_engine import KV_CACHE_FLOOR_GIB, KV_CACHE_MARGIN
+
+        if config.vllm_kv_cache_gib is not None:
+            kv = config.vllm_kv_cache_gib * mm.GIB
+        else:  # what the engine sizes itself (inference.vllm_engine.kv_cache_gib_needed): one per-rank batch
+            tokens = (config.vllm_max_model_length or 4096) * config.per_device_train_batch_size
+            kv = max(mm.kv_cache_bytes(shape, tokens, setup.weight_dtype) * KV_CACHE_MARGIN,
+                     KV_CACHE_FLOOR_GIB * mm.GIB)
+        return shape.total_params * mm.BYTES[setup.weight_dtype] + kv
     gib, _ = device_gib(config)
     return config.vllm_gpu_memory_utilization * gib * mm.GIB
 

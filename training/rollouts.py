@@ -11,8 +11,14 @@ LoRA kernels serving uses (so rollouts see what the served model will), and vllm
 separate process where the driver worker's model is out of reach. A policy with trainable weights outside the
 LoRA (modules_to_save, unfrozen encoders) cannot be synced this way and is refused.
 
-Run here: 1 CPU process (tests/test_grpo_vllm.py). Untested: several processes (each rank would start its own
-engine), GPUs, vllm_mode="server" (refused: TRL's server mode syncs weights over NCCL, GPU only).
+Several processes: one engine per rank, as TRL's colocate mode has (each rank's vLLM shares its rank's device).
+Each rank generates its own rows and reloads the same adapter (DDP keeps the ranks' weights equal), so nothing but
+rewards crosses ranks; rank 0 serving all would send every decoded clip to it and idle the other devices while it
+generates. The price is one engine's memory per rank (weights + KV cache), which on one CPU machine multiplies; the
+KV cache is sized from the model and the per-rank batch unless `vllm_kv_cache_gib` says otherwise.
+
+Run here: 1 CPU process (tests/test_grpo_vllm.py) and 2 CPU processes equal to 1 (tests/test_distributed.py).
+Untested: GPUs, vllm_mode="server" (refused: TRL's server mode syncs weights over NCCL, GPU only).
 """
 
 from __future__ import annotations
@@ -57,13 +63,14 @@ class VLLMRollouts:
     """Rollouts through a colocated vLLM engine whose policy adapter is reloaded after each update."""
 
     def __init__(self, model_name: str, *, dtype: str = "float32", max_model_len: int = 4096,
-                 max_num_seqs: int = 16, kv_cache_gib: float | None = 1.0, gpu_memory_utilization: float | None = None,
-                 seed: int = 0) -> None:
+                 max_num_seqs: int = 16, kv_cache_gib: float | None = None,
+                 gpu_memory_utilization: float | None = None, seed: int = 0) -> None:
         """Nothing starts until the first rollout.
 
         Args:
             model_name: the base model (registry name, folder or hub id), as the trainer loaded it.
-            kv_cache_gib: CPU KV cache; None on GPUs, where `gpu_memory_utilization` sizes it.
+            kv_cache_gib: the engine's KV cache; None: what `max_num_seqs` sequences of `max_model_len` need.
+            gpu_memory_utilization: on GPUs, the share of the device vLLM may take (None on CPU).
             Others: `inference.vllm_engine.VLLMEngine` arguments.
         """
         self.model_name = model_name
@@ -124,12 +131,11 @@ def rollout_source(config, model_args):
     import torch
 
     if config.world_size > 1:
-        logger.warning("vLLM rollouts with %d processes are untested: each rank starts its own engine (memory x%d)",
-                       config.world_size, config.world_size)
+        logger.info("vLLM rollouts: one engine per rank (%d engines)", config.world_size)
     on_gpu = torch.cuda.is_available() and not config.use_cpu
     return VLLMRollouts(model_args.model_name_or_path, dtype=model_args.dtype,
                         max_model_len=config.vllm_max_model_length or 4096,
                         max_num_seqs=config.per_device_train_batch_size,
-                        kv_cache_gib=None if on_gpu else config.vllm_kv_cache_gib,
+                        kv_cache_gib=config.vllm_kv_cache_gib,
                         gpu_memory_utilization=config.vllm_gpu_memory_utilization if on_gpu else None,
                         seed=config.seed)

@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> Path | None:
     """Run SFT; return the output folder (None for a dry run)."""
-    from training.common import finish, last_checkpoint, setup_logging
+    from training.common import check_sharding, finish, last_checkpoint, setup_logging
     from training.preflight import parse_recipe, preflight
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     if config.dry_run:
         preflight(data_args, model_args, config, stage="sft")
         return None
+    check_sharding(config)
     trainer = build_trainer(data_args, model_args, config)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir))
     return finish(trainer, config, argv)
