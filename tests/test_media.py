@@ -369,15 +369,19 @@ def _write_long_clip(path, seconds: float, fps: int = 10, width: int = 320, heig
     return path
 
 
+# The peak is this process's own VmHWM: ru_maxrss would include pytest's high-water mark, inherited when the probe
+# was forked from it (GBs in CI), and hide any growth below it.
 PEAK_RSS_PROBE = """
-import resource, sys
+import sys
 import numpy as np
 from affect_mllm.media import MediaSettings, load_video, write_video
+def peak_kb():
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 warm = write_video(sys.argv[2], np.zeros((4, 64, 64, 3), np.uint8), 2.0)
 load_video(warm, MediaSettings(decoder=sys.argv[3]))  # decoder libraries and their pools loaded
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 clip = load_video(sys.argv[1], MediaSettings(decoder=sys.argv[3]))
-print(len(clip.frames), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(len(clip.frames), (peak_kb() - before) / 1024)
 """
 
 
