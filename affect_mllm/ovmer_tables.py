@@ -117,7 +117,7 @@ def _read_npz(path: Path) -> tuple[dict, dict, dict]:
             tables = []
             for key in NPZ_KEYS:
                 with archive.open(names[key]) as member:
-                    tables.append(_unwrap_object_array(path, key, _read_object_npy(path, key, member)))
+                    tables.append(_read_object_npy(path, key, member))
     except OvmerTablesError:
         raise
     except Exception as error:  # BadZipFile, OSError, ValueError, unpickling errors
@@ -144,8 +144,9 @@ class _TablesUnpickler(pickle.Unpickler):
         return self.ALLOWED[(module, name)]
 
 
-def _read_object_npy(path: Path, key: str, member: IO[bytes]) -> np.ndarray:
-    """One `.npy` member of the archive: its header, then its pickled payload through `_TablesUnpickler`."""
+def _read_object_npy(path: Path, key: str, member: IO[bytes]) -> object:
+    """The dict one `.npy` member holds (np.savez stores it as a 0-d object array): the header is checked before
+    the pickled payload is read through `_TablesUnpickler`."""
     version = np.lib.format.read_magic(member)
     if version == (1, 0):
         shape, _, dtype = np.lib.format.read_array_header_1_0(member)
@@ -153,14 +154,7 @@ def _read_object_npy(path: Path, key: str, member: IO[bytes]) -> np.ndarray:
         shape, _, dtype = np.lib.format.read_array_header_2_0(member)
     if shape != () or dtype.kind != "O":
         raise OvmerTablesError(path, f"array {key!r} is {dtype}{shape}, not a pickled dict")
-    return _TablesUnpickler(member).load()
-
-
-def _unwrap_object_array(path: Path, key: str, array: np.ndarray) -> object:
-    """np.savez stores each dict as a 0-d object array; anything else is not the reference's file."""
-    if array.shape != () or array.dtype != object:
-        raise OvmerTablesError(path, f"array {key!r} is {array.dtype}{array.shape}, not a pickled dict")
-    return array.item()
+    return _TablesUnpickler(member).load().item()
 
 
 def _check_word_lists(path: Path, key: str, table: object) -> dict[str, list[str]]:
