@@ -146,7 +146,7 @@ def register_chat(app) -> None:
         run_chat(chat_backend, typed_lines(console), console, session, hears_audio=hears_audio)
 
 
-def _refuse_server_face_crop(face_crop: bool) -> None:
+def refuse_server_face_crop(face_crop: bool) -> None:
     """A server decodes the clips it is sent and never crops: crops are written before sending."""
     import typer
 
@@ -166,7 +166,7 @@ def _chat_backend(server, api_key, model, adapter, backend, media, max_new_token
     if server:
         from inference.client import AffectClient
 
-        _refuse_server_face_crop(face_crop)
+        refuse_server_face_crop(face_crop)
         return ServerChat(AffectClient(server, api_key=api_key), sampling, media, adapter or model), True
     if not model:
         raise typer.BadParameter("give --server URL or --model M", param_hint="--model")
@@ -286,7 +286,7 @@ def _predictor(manifest, options: PredictOptions):
     if options.server:
         from inference.client import AffectClient
 
-        _refuse_server_face_crop(options.face_crop)
+        refuse_server_face_crop(options.face_crop)
         client = AffectClient(options.server, api_key=options.api_key)
         client = MaskingClient(client, options.mask) if options.mask else client
         return ServerPredictor(client, manifest, options.task, sampling, options.media,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference.cli import FACE_CROP_HELP, refuse_server_face_crop
+
 
 def register(app) -> None:
     """Add `timeline`."""
@@ -27,8 +29,7 @@ def register(app) -> None:
         guided: bool = typer.Option(False, "--guided", help="Server: decode within each task's tag grammar."),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest answer."),
         kv_cache_gib: float = typer.Option(None, "--kv-cache-gib", help="vLLM engine: KV cache size."),
-        face_crop: bool = typer.Option(False, "--face-crop", help="Local engine: crop each window's frames to the "
-                                                                  "tracked face, as --face_crop true trained."),
+        face_crop: bool = typer.Option(False, "--face-crop", help=FACE_CROP_HELP),
         smooth_windows: int = typer.Option(3, "--smooth-windows", help="Mode filter span in windows (odd; 1: off)."),
         min_segment: float = typer.Option(4.0, "--min-segment", help="Shorter segments are absorbed (seconds)."),
         embed_video_mb: float = typer.Option(16.0, "--embed-video-mb", help="timeline.html embeds smaller videos."),
@@ -67,9 +68,7 @@ def _answerer(server, api_key, model, adapter, backend, tasks, batch_size, concu
     if server:
         from inference.client import AffectClient
 
-        if face_crop:
-            raise typer.BadParameter("a server does not crop faces: write the cropped clip first with `affect-mllm "
-                                     "media face-crop IN OUT --model M`", param_hint="--face-crop")
+        refuse_server_face_crop(face_crop)
         client = AffectClient(server, api_key=api_key)
         return ServerAnswerer(client, tasks, sampling, adapter or model, concurrency, guided=guided), MediaSettings()
     if not model:
