@@ -36,7 +36,7 @@ def test_the_library_imports_no_upper_layer():
 
 def test_no_machine_paths_in_the_code():
     # An absolute checkout path, or a note outside the repository, means nothing on another machine.
-    pattern = re.compile(r"cd /\w|/work/main|(?<![\w/.])shared/notes/")
+    pattern = re.compile(rf"cd /\w|{re.escape(str(REPO_ROOT))}|(?<![\w/.])shared/notes/")  # this checkout's path
     found = [f"{path.relative_to(REPO_ROOT)}:{number}"
              for folder in CODE_FOLDERS for path in sorted((REPO_ROOT / folder).rglob("*.py"))
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
