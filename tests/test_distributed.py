@@ -94,15 +94,20 @@ def _assert_two_ranks_trained(run) -> None:
     assert card["world_size"] == 2 and card["steps_per_process"] == [2, 2]
 
 
+def _assert_grpo_runs_equal(one, two, start_adapter) -> None:
+    """The 2-process GRPO run reproduces the 1-process one: rollouts, logs and adapter, which moved from its start."""
+    _assert_same_rollouts(one, two)
+    assert_same_logs(one, two, GRPO_LOGS)
+    _assert_same_adapter(one, two)
+    _assert_moved(start_adapter, two)
+    _assert_two_ranks_trained(two)
+
+
 @pytest.mark.distributed
 def test_grpo_on_two_processes_equals_one(tmp_path, grpo_one_process, tiny_sft, synthfacs_small):
     two = tmp_path / "two"
     _two_process_run("grpo", grpo_equality_args(tiny_sft, synthfacs_small["train"], two, processes=2))
-    _assert_same_rollouts(grpo_one_process, two)
-    assert_same_logs(grpo_one_process, two, GRPO_LOGS)
-    _assert_same_adapter(grpo_one_process, two)
-    _assert_moved(tiny_sft["adapter"], two)
-    _assert_two_ranks_trained(two)
+    _assert_grpo_runs_equal(grpo_one_process, two, tiny_sft["adapter"])
 
 
 @pytest.mark.distributed
@@ -129,11 +134,7 @@ def test_vllm_rollouts_on_two_processes_equal_one(tmp_path, grpo_vllm_one_proces
     proc = _two_process_run("grpo", [*grpo_equality_args(tiny_sft, synthfacs_small["train"], two, processes=2),
                                      *VLLM_ROLLOUTS])
     assert proc.stdout.count("loaded into vLLM") == 2  # rank 0's log: its engine synced at steps 0 and 1
-    _assert_same_rollouts(one, two)
-    assert_same_logs(one, two, GRPO_LOGS)
-    _assert_same_adapter(one, two)
-    _assert_moved(tiny_sft["adapter"], two)
-    _assert_two_ranks_trained(two)
+    _assert_grpo_runs_equal(one, two, tiny_sft["adapter"])
 
 
 @pytest.mark.distributed
