@@ -36,7 +36,7 @@ from affect_mllm.predictions import (
     join_records,
     read_records,
 )
-from affect_mllm.prompts import TASK_FIELDS
+from affect_mllm.prompts import task_fields
 from affect_mllm.report import json_safe, write_report
 from affect_mllm.wheels import EmotionWheels
 
@@ -128,7 +128,7 @@ def evaluate_records(gold: Sequence[LabelRecord], pred: Sequence[LabelRecord], *
     filled, n_extracted = fill_emotions(list(pred), chosen)
     joined = join_records(gold, filled)
     bootstrap = BootstrapSettings(n_resamples=n_resamples, seed=seed)
-    fields = answer_fields(task)
+    fields = task_fields(task)
     metrics = evaluate_corpus(joined.gold, joined.pred, project=project_wheels(), official=official,
                               bootstrap=bootstrap, answer_fields=fields)
     metrics.update(n_missing_predictions=len(joined.missing_ids), n_extra_predictions=len(joined.extra_ids),
@@ -137,15 +137,6 @@ def evaluate_records(gold: Sequence[LabelRecord], pred: Sequence[LabelRecord], *
         metrics["by_group"] = _by_group(joined.gold, joined.pred, groups, official, bootstrap, fields)
     metrics["provenance"] = _provenance({**chosen.settings(), "n_extracted": n_extracted}, bootstrap, task)
     return metrics
-
-
-def answer_fields(task: str | None) -> tuple[str, ...] | None:
-    """The answer fields a task's prompt asks for (`prompts.TASK_FIELDS`); None for no task."""
-    if task is None:
-        return None
-    if task not in TASK_FIELDS:
-        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_FIELDS)}")
-    return TASK_FIELDS[task]
 
 
 def _by_group(gold: list[LabelRecord], pred: list[LabelRecord | None], groups: Sequence[str],
@@ -219,7 +210,7 @@ def paired_differences(gold: Sequence[LabelRecord], pred_a: Sequence[LabelRecord
     Returns:
         {figure: {"a", "b", "difference", "ci95"}}; a figure one arm lacks has None throughout.
     """
-    extractor, fields = LexiconExtractor(), answer_fields(task)
+    extractor, fields = LexiconExtractor(), task_fields(task)
     arms = [join_records(gold, fill_emotions(list(p), extractor)[0]).pred for p in (pred_a, pred_b)]
     gold = list(gold)
 

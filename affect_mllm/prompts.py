@@ -20,6 +20,15 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 }
 TASKS = tuple(TASK_FIELDS)
 
+
+def task_fields(task: str | None) -> tuple[str, ...] | None:
+    """The answer fields a task's prompt asks for; None for no task (any emotion answer will do)."""
+    if task is None:
+        return None
+    if task not in TASK_FIELDS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_FIELDS)}")
+    return TASK_FIELDS[task]
+
 SYSTEM_PROMPT = "You are an expert in facial expressions, voice and emotion."
 
 _FIELD_HINTS = {

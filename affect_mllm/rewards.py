@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from affect_mllm.answer import ParsedAnswer, parse_answer
+from affect_mllm.answer import ParsedAnswer, gives_fields, parse_answer
 from affect_mllm.knowledge import CATEGORIES, au_support
 from affect_mllm.lexicon import project_wheels
 from affect_mllm.metrics.au import sample_au_f1
 from affect_mllm.metrics.categorical import category_of, first_category
 from affect_mllm.metrics.wheel import sample_wheel_f
+from affect_mllm.prompts import task_fields
 from affect_mllm.schema import AU_PRESENCE_THRESHOLD, LABEL_FIELDS, AUIntensity, present_aus
 from affect_mllm.voice_cues import voice_claim_agreement, voice_cues_in
 from affect_mllm.wheels import LEVELS, EmotionWheels, parse_label_list
@@ -84,11 +85,16 @@ def _gold_au_intensities(aus: Sequence[Any]) -> dict[int, float]:
 
 def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
     """1.0 when the completion follows the answer grammar: one non-empty <think>, then one <answer> whose fields
-    all parse and give at least one value, nothing else around them; else 0.0. Range {0, 1}.
+    all parse and give at least one value, nothing else around them, and, where the `task` column names the
+    sample's task, a value for every field that task's prompt asks for (`prompts.TASK_FIELDS`); else 0.0.
+    Range {0, 1}. With the task this is the evaluation's format rule (`metrics.corpus.format_section`): without
+    it, GRPO on the AU task was free to drop the `aus` field and did (format rate 0.85 -> 0.00 in 30 steps).
 
     Args:
         completions: model completions.
-        **kwargs: dataset columns (ignored).
+        **kwargs: dataset columns; `task` (the task each sample was prompted with; None or absent: any field
+            will do) is read, the others are ignored. The task is no schema label column, so, like
+            `modality_grounding_reward`'s inputs, it comes through ``**kwargs`` and is no setting.
 
     Returns:
         One reward per completion.
@@ -97,8 +103,14 @@ def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
         >>> format_reward(["<think>Smile (AU12).</think><answer>emotions: happy</answer>",
         ...                "<answer>happy</answer>", "<think>x</think><answer>emotions: </answer>"])
         [1.0, 0.0, 0.0]
+        >>> format_reward(["<think>Frown (AU4).</think><answer>emotion: angry</answer>"] * 2,
+        ...               task=["categorical", "au_reasoning"])
+        [1.0, 0.0]
     """
-    return [float(p.well_formed.all and _gives_a_value(p)) for p in _parsed(completions)]
+    parsed = _parsed(completions)
+    tasks = _column(kwargs.get("task"), len(parsed), "task")
+    return [float(p.well_formed.all and (_gives_a_value(p) if t is None else gives_fields(p, task_fields(t))))
+            for p, t in zip(parsed, tasks, strict=True)]
 
 
 def _gives_a_value(parsed: ParsedAnswer) -> bool:

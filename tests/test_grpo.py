@@ -18,6 +18,7 @@ from training_fixtures import ENV, REPO, grpo_args, grpo_equality_args, run_stag
 from affect_mllm.media import load_sample_media
 from affect_mllm.models.inputs import conversation_for, encode
 from affect_mllm.models.registry import load_model_and_processor
+from affect_mllm.rewards import format_reward
 from affect_mllm.schema import read_manifest
 from training.grpo_trainer import token_logps
 
@@ -71,7 +72,10 @@ def test_grpo_recipe_runs_logs_rewards_and_saves_completions(grpo_one_process):
     assert {"reward", "reward_std", "completions/mean_length", "clip_ratio/low_mean", "frac_reward_zero_std"} <= logged
     rows = [json.loads(line) for line in (grpo_one_process / "completions" / "step_000000.jsonl").read_text()
             .splitlines()]
-    assert len(rows) == 4 and {"completion", "reward", "au_f1_reward"} <= set(rows[0])
+    assert len(rows) == 4 and {"completion", "reward", "au_f1_reward", "task"} <= set(rows[0])
+    # The format reward is the evaluation's rule for the sample's own task (it asks for each field of that task).
+    for row in rows:
+        assert row["format_reward"] == format_reward([row["completion"]], task=[row["task"]])[0], row
 
 
 @pytest.mark.integration

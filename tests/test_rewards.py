@@ -124,6 +124,25 @@ def test_format_reward(completion, expected):
     assert format_reward([completion]) == [expected]
 
 
+@pytest.mark.parametrize(("body", "task", "expected"), [
+    ("emotion: angry; aus: AU4, AU7", "au_reasoning", 1.0),
+    ("emotion: angry", "au_reasoning", 0.0),  # the AU task's second field dropped: what GRPO learned without it
+    ("aus: AU4", "au_reasoning", 0.0),
+    ("aus: AU4", "au", 1.0),
+    ("emotions: happy", "categorical", 0.0),  # the other emotion field
+    ("valence: 0.10; arousal: -0.40", "valence_arousal", 1.0),
+    ("valence: 0.10", "valence_arousal", 0.0),
+    ("emotion: angry", None, 1.0),  # no task column: any field will do
+])
+def test_format_reward_asks_for_the_fields_of_the_samples_task(body, task, expected):
+    assert format_reward([answer("Frown (AU4).", body)], task=[task]) == [expected]
+
+
+def test_format_reward_names_an_unknown_task():
+    with pytest.raises(ValueError, match="unknown task 'emotion_only'"):
+        format_reward([answer("Frown.", "emotion: angry")], task=["emotion_only"])
+
+
 def test_format_reward_reads_conversational_completions():
     assert format_reward([[{"role": "assistant", "content": answer("Smile.", "happy")}]]) == [1.0]
 

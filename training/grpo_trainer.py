@@ -144,14 +144,15 @@ class MediaGRPOTrainer(Trainer):
         samples, conversations = self.conversation_builder(rows)
         completions = self._rollout(conversations, self._global_offset(len(rows)))
         texts = [c.text for c in completions]
-        columns = {**reward_columns(samples), "modalities": [c.media.modalities for c in conversations]}
+        tasks = [row["task"] for row in rows]  # format_reward asks for the fields of each sample's task
+        columns = {**reward_columns(samples), "task": tasks, "modalities": [c.media.modalities for c in conversations]}
         scores = score_completions(texts, columns, self.reward_funcs, self.reward_weights.tolist())
         rewards = self.accelerator.gather(torch.tensor(scores["rewards"], dtype=torch.float32))
         advantages, std = group_advantages(rewards, self.args.num_generations, self.args.scale_rewards)
         mine = slice(self.accelerator.process_index * len(rows), (self.accelerator.process_index + 1) * len(rows))
         batch = encode(self.processing_class, self.spec, conversations, padding_side="left")
         completion_ids, completion_attention = self._pad_completions([c.token_ids for c in completions])
-        self._log_rollout(scores, rewards, std, completion_attention, texts, samples)
+        self._log_rollout(scores, rewards, std, completion_attention, texts, samples, tasks)
         inputs = {"batch": batch.to(self.args.device), "completion_ids": completion_ids.to(self.args.device),
                   "completion_mask": completion_attention.to(self.args.device),
                   "advantages": advantages[mine].to(self.args.device)}
@@ -236,7 +237,7 @@ class MediaGRPOTrainer(Trainer):
         self._metrics["clip_ratio/high_mean"].append(high / tokens)
 
     def _log_rollout(self, scores: dict, rewards: torch.Tensor, std: torch.Tensor, completion_attention, texts,
-                     samples) -> None:
+                     samples, tasks) -> None:
         """Log the global batch's rewards and lengths (`rewards`, `std` are already gathered), save its completions."""
         per_func = torch.tensor([scores["rewards_per_func"][name] for name in scores["names"]],
                                 dtype=torch.float32).T.contiguous()
@@ -251,9 +252,9 @@ class MediaGRPOTrainer(Trainer):
         self._metrics["completions/mean_length"].append(lengths.mean().item())
         self._metrics["completions/clipped_ratio"].append((lengths >= self.args.max_completion_length).float()
                                                           .mean().item())
-        rows = [{"step": self.state.global_step, "id": sample.id, "completion": text, "reward": scores["rewards"][i],
-                 **{name: values[i] for name, values in scores["rewards_per_func"].items()}}
-                for i, (text, sample) in enumerate(zip(texts, samples, strict=True))]
+        rows = [{"step": self.state.global_step, "id": sample.id, "task": task, "completion": text,
+                 "reward": scores["rewards"][i], **{name: values[i] for name, values in scores["rewards_per_func"].items()}}
+                for i, (text, sample, task) in enumerate(zip(texts, samples, tasks, strict=True))]
         self._save_completions(rows)
 
     def _save_completions(self, rows: list[dict]) -> None:
