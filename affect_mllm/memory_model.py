@@ -278,6 +278,15 @@ def tower_working_bytes(layer: LayerShape | None, positions: int, act: int) -> f
     return positions * (act * h + max(attention, mlp) + 3 * 4 * 2 * layer.head_dim)  # + residual, rotary cos/sin
 
 
+def encoder_outputs_bytes(shape: ModelShape, patches: int, act: int) -> float:
+    """The vision tower's outputs that the model's forward keeps as locals through the whole decoder pass
+    (transformers' Qwen2.5-Omni thinker and Qwen2.5-VL forwards): the tower's last hidden state (one row per
+    patch) and its merged output twice (the per-video split and the concatenated copy scattered into the inputs)."""
+    if shape.vision is None or patches <= 0:
+        return 0.0
+    return patches * act * (shape.vision.hidden + 2 * shape.text.hidden / shape.merge**2)
+
+
 def kv_cache_bytes(shape: ModelShape, tokens: int, dtype: str) -> float:
     """KV cache of `tokens` positions over all decoder layers."""
     return 2 * shape.text.layers * shape.text.kv_width * tokens * BYTES[dtype]
@@ -307,13 +316,14 @@ def to_gib(values: Mapping[str, float]) -> dict[str, float]:
 def inference_bytes(shape: ModelShape, prompt: int, patches: int, new_tokens: int, dtype: str = "bfloat16",
                     keep_hidden_states: bool = False) -> dict[str, float]:
     """One HF `generate` call on one prompt: weights, then the larger of the vision tower's pass over the frames
-    and the language model's prefill (its KV cache, logits, kept hidden states); the pixel values stay on the
-    device throughout (3 x 2 x 14 x 14 values a patch in the model's dtype)."""
+    and the language model's prefill (its KV cache, logits, kept hidden states, the tower's outputs still held);
+    the pixel values stay on the device throughout (3 x 2 x 14 x 14 values a patch in the model's dtype)."""
     act = BYTES[dtype]
     weights = shape.total_params * act
     pixels = patches * 3 * 2 * 14 * 14 * act
     vision = tower_working_bytes(shape.vision, patches, act)
     kv = kv_cache_bytes(shape, prompt + new_tokens, dtype)
     prefill = prefill_bytes(shape, prompt, dtype, keep_hidden_states)
+    encoded = encoder_outputs_bytes(shape, patches, act)
     return {"weights": weights, "pixel_values": pixels, "vision_tower": vision, "kv_cache": kv, "prefill": prefill,
-            "total": weights + pixels + max(vision, kv + prefill)}
+            "encoder_outputs": encoded, "total": weights + pixels + max(vision, kv + prefill + encoded)}

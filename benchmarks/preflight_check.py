@@ -57,7 +57,9 @@ def checkpoint_config(name: str):
     from transformers import AutoConfig
 
     from affect_mllm.models.published import published_json
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
 
+    quiet_default_talker_warnings()  # transformers' 7 lines for every whole Qwen2.5-Omni config, ours or published
     config = published_json(name)
     if "talker_config" not in config:
         base = published_json("qwen2.5-omni-3b")

@@ -75,11 +75,13 @@ def launch_vllm_server(argv: Sequence[str]) -> None:
     import runpy
 
     from affect_mllm.media import MediaSettings
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
     from inference.request_gate import GatePolicy
     from inference.supervision import engine_core_dies_with_server, watch_parent
     from inference.vllm_media import bound_media_decoding, decode_audio_as_training_does
 
     watch_parent()  # where the parent-death signal does not exist: the same, by polling
+    quiet_default_talker_warnings()  # vLLM builds the Qwen2.5-Omni config here (and in EngineCore, see supervision)
     policy = GatePolicy.from_environment()
     settings = MediaSettings(**policy.media)
     decode_audio_as_training_does(settings)

@@ -73,10 +73,16 @@ def watch_parent(signum: int = signal.SIGKILL, interval_s: float = PARENT_POLL_S
 
 
 def run_engine_core_watching_parent(*args, **kwargs):
-    """vLLM's EngineCore process entry, after starting `watch_parent` (a module function, so spawn can pickle it)."""
+    """vLLM's EngineCore process entry, after starting `watch_parent` (a module function, so spawn can pickle it).
+
+    A spawned EngineCore builds the model's config again: the API server's filter of transformers' 7 default-talker
+    warnings (`upstream_warnings`) is installed here too."""
     from vllm.v1.engine.core import EngineCoreProc
 
+    from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
+
     watch_parent()
+    quiet_default_talker_warnings()
     original = getattr(run_engine_core_watching_parent, "original", None) or EngineCoreProc.run_engine_core
     return original(*args, **kwargs)
 

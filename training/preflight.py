@@ -153,7 +153,7 @@ def memory_estimate(spec: ModelSpec, setup: mm.TrainSetup, config, stage: str, t
     patches = longest["video"] * shape.merge**2 + longest["image"] * shape.merge**2
     towers = mm.tower_working_bytes(shape.vision, patches * batch, setup.activation_bytes)
     generation = _generation_bytes(shape, setup, config, longest) if stage == "grpo" else 0.0
-    vllm = _vllm_bytes(shape, setup, config) if stage == "grpo" and config.use_vllm else 0.0
+    vllm = _vllm_bytes(spec, shape, setup, config) if stage == "grpo" and config.use_vllm else 0.0
     weights, state = mm.weight_bytes(shape, setup), mm.state_bytes(shape, setup)
     used = act[bool(config.gradient_checkpointing)]
     total = weights + state + max(used + logits, generation, towers) + vllm
@@ -180,8 +180,10 @@ def _generation_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config, longes
     prompt, completion = longest["prompt"], config.max_completion_length
     rollout = 0.0
     if not config.use_vllm:
+        patches = (longest["video"] + longest["image"]) * shape.merge**2
         rollout = (mm.kv_cache_bytes(shape, prompt + completion, setup.weight_dtype)
-                   + mm.prefill_bytes(shape, prompt, setup.weight_dtype))
+                   + mm.prefill_bytes(shape, prompt, setup.weight_dtype)
+                   + mm.encoder_outputs_bytes(shape, patches, mm.BYTES[setup.weight_dtype]))
     reference = 0.0
     if config.beta:
         batch = config.per_device_train_batch_size
@@ -190,18 +192,16 @@ def _generation_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config, longes
     return max(rollout, reference)
 
 
-def _vllm_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config) -> float:
+def _vllm_bytes(spec: ModelSpec, shape: mm.ModelShape, setup: mm.TrainSetup, config) -> float:
     """The colocated vLLM engine: its share of the GPU, or on CPU its own weights and KV cache (host memory)."""
     if getattr(config, "use_cpu", False):
-        from inference.vllm_engine import KV_CACHE_FLOOR_GIB, KV_CACHE_MARGIN
+        from inference.vllm_engine import kv_cache_gib_needed
 
-        if config.vllm_kv_cache_gib is not None:
-            kv = config.vllm_kv_cache_gib * mm.GIB
-        else:  # what the engine sizes itself (inference.vllm_engine.kv_cache_gib_needed): one per-rank batch
-            tokens = (config.vllm_max_model_length or 4096) * config.per_device_train_batch_size
-            kv = max(mm.kv_cache_bytes(shape, tokens, setup.weight_dtype) * KV_CACHE_MARGIN,
-                     KV_CACHE_FLOOR_GIB * mm.GIB)
-        return shape.total_params * mm.BYTES[setup.weight_dtype] + kv
+        kv_gib = config.vllm_kv_cache_gib
+        if kv_gib is None:  # what the rollout engine sizes itself (training.rollouts.rollout_source): one per-rank batch
+            kv_gib = kv_cache_gib_needed(spec, config.vllm_max_model_length or 4096,
+                                         config.per_device_train_batch_size, setup.weight_dtype)
+        return shape.total_params * mm.BYTES[setup.weight_dtype] + kv_gib * mm.GIB
     gib, _ = device_gib(config)
     return config.vllm_gpu_memory_utilization * gib * mm.GIB
 
