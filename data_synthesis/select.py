@@ -100,11 +100,16 @@ def label_columns(sample: Sample, n: int) -> dict[str, list]:
 class Verifier:
     """Scores a clip's candidates with the rewards and the keep rule."""
 
-    def __init__(self, reward_funcs: Sequence[Callable], weights: Sequence[float] | None, rule: KeepRule) -> None:
-        """Args: reward_funcs from `rewards.get_reward_funcs`; weights as TRL's `reward_weights`; the keep rule."""
+    def __init__(self, reward_funcs: Sequence[Callable], weights: Sequence[float] | None, rule: KeepRule,
+                 task: str | None = None) -> None:
+        """Args: reward_funcs from `rewards.get_reward_funcs`; weights as TRL's `reward_weights`; the keep rule;
+        the task the candidates were prompted with (the `task` column: format_reward asks for its fields, as in
+        GRPO; without it a candidate that dropped a field the prompt asked for was kept, and retraining on it
+        taught the model to drop it)."""
         self.reward_funcs = list(reward_funcs)
         self.weights = None if weights is None else list(weights)
         self.rule = rule
+        self.task = task
 
     @classmethod
     def from_config(cls, args, reward_args) -> Verifier:
@@ -112,7 +117,7 @@ class Verifier:
         from affect_mllm.rewards import get_reward_funcs
 
         funcs = get_reward_funcs(reward_args.reward_funcs, reward_args.reward_kwargs)
-        return cls(funcs, args.reward_weights, KeepRule(args.min_reward, dict(args.min_rewards)))
+        return cls(funcs, args.reward_weights, KeepRule(args.min_reward, dict(args.min_rewards)), args.task)
 
     def score(self, sample: Sample, texts: Sequence[str]) -> list[CandidateScore]:
         """Score each candidate text against the sample's labels."""
@@ -120,7 +125,8 @@ class Verifier:
 
         if not texts:
             return []
-        scored = score_completions(list(texts), label_columns(sample, len(texts)), self.reward_funcs, self.weights)
+        columns = {**label_columns(sample, len(texts)), "task": [self.task] * len(texts)}
+        scored = score_completions(list(texts), columns, self.reward_funcs, self.weights)
         out = []
         for i, text in enumerate(texts):
             rewards = {name: _finite_or_none(values[i]) for name, values in scored["rewards_per_func"].items()}

@@ -62,6 +62,18 @@ def test_keep_rule_on_hand_made_completions():
     assert scores[4].problems[0].startswith("the reply must be <think>")
 
 
+def test_the_verifier_asks_for_the_fields_of_the_synthesis_task():
+    """A candidate that drops the AU field the au_reasoning prompt asks for is malformed for that task; kept, it
+    taught the retrained model to drop the field."""
+    rule = KeepRule(1.0, {"format_reward": 1.0})
+    rewards = get_reward_funcs(["format_reward", "emotion_wheel_f1_reward"])
+    emotion_only = "<think>Cheeks raised (AU6), lip corners up (AU12).</think><answer>emotion: happy</answer>"
+    both = answer("Cheeks raised (AU6), lip corners up (AU12).")
+    verifier = Verifier(rewards, [0.5, 1.0], rule, task="au_reasoning")
+    assert [s.passes for s in verifier.score(HAPPY, [emotion_only, both])] == [False, True]
+    assert Verifier(rewards, [0.5, 1.0], rule, task="categorical").score(HAPPY, [emotion_only])[0].passes
+
+
 def test_keep_rule_minima_and_missing_labels():
     unlabelled = Sample(id="c2", video="c2.mp4", emotion="happy")  # no AU labels: au_f1_reward gives None
     rule = KeepRule(0.5, {"au_f1_reward": 0.9})  # unlabelled: 0.5 * 1 + 0.5 * 0.5 (AU12 half supports happy)
