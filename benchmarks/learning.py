@@ -128,7 +128,9 @@ def untrained_model(work: Path, base: str, code: dict) -> Path:
 
         from affect_mllm.models.registry import model_class
         from affect_mllm.models.tiny import save_omni
+        from affect_mllm.models.upstream_warnings import quiet_default_talker_warnings
 
+        quiet_default_talker_warnings()  # transformers' 7 lines for every Qwen2.5-Omni config built here
         spec = resolve(base)
         model = model_class(spec.arch).from_pretrained(spec.source)
         torch.manual_seed(0)
