@@ -118,7 +118,5 @@ def test_served_model_answers_one_clip_through_openai(real_width_omni, real_widt
         assert reply.choices[0].message.content is not None and reply.usage.completion_tokens >= 1
         ours = encode(build_published_processor("qwen2.5-omni"), spec, [conversation])["input_ids"].shape[1]
         assert reply.usage.prompt_tokens == ours
-        served = log.read_text()  # transformers' default-talker warnings are filtered in every server process
-        assert "routes served" in served and "must be `None` or an integer within the vocabulary" not in served
     finally:
         stop_process_group(process)
