@@ -292,10 +292,12 @@ def test_grpo_dry_run_sizes_the_colocated_vllm_engine_as_the_engine_does(tmp_pat
 
     recipe = REPO / "recipes/tiny-omni/grpo.yaml"
     base = ["--config", str(recipe), "--train_manifest", str(synthfacs_small["train"]), "--output_dir",
-            str(tmp_path / "out"), "--adapter_path", str(tmp_path / "none"), "--report_to", "none", "--dry_run", "true",
+            str(tmp_path / "out"), "--adapter_path", str(tmp_path / "none"), "--report_to", "none",
+            "--dry_run", "true",
             "--use_vllm", "true", "--vllm_max_model_length", "65536"]
     text = AutoConfig.from_pretrained(resolve("tiny-omni-base").source).thinker_config.text_config
-    per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * (text.hidden_size // text.num_attention_heads) * 4
+    head_dim = text.hidden_size // text.num_attention_heads
+    per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * 4  # K and V in float32
     shares = {}
     for batch in (8, 16):
         main([*base, "--per_device_train_batch_size", str(batch)])

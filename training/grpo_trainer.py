@@ -253,7 +253,8 @@ class MediaGRPOTrainer(Trainer):
         self._metrics["completions/clipped_ratio"].append((lengths >= self.args.max_completion_length).float()
                                                           .mean().item())
         rows = [{"step": self.state.global_step, "id": sample.id, "task": task, "completion": text,
-                 "reward": scores["rewards"][i], **{name: values[i] for name, values in scores["rewards_per_func"].items()}}
+                 "reward": scores["rewards"][i],
+                 **{name: values[i] for name, values in scores["rewards_per_func"].items()}}
                 for i, (text, sample, task) in enumerate(zip(texts, samples, tasks, strict=True))]
         self._save_completions(rows)
 

@@ -198,7 +198,7 @@ def _vllm_bytes(spec: ModelSpec, shape: mm.ModelShape, setup: mm.TrainSetup, con
         from inference.vllm_engine import kv_cache_gib_needed
 
         kv_gib = config.vllm_kv_cache_gib
-        if kv_gib is None:  # what the rollout engine sizes itself (training.rollouts.rollout_source): one per-rank batch
+        if kv_gib is None:  # what the rollout engine sizes itself (training.rollouts.rollout_source): a rank's batch
             kv_gib = kv_cache_gib_needed(spec, config.vllm_max_model_length or 4096,
                                          config.per_device_train_batch_size, setup.weight_dtype)
         return shape.total_params * mm.BYTES[setup.weight_dtype] + kv_gib * mm.GIB
