@@ -29,6 +29,7 @@ def task_fields(task: str | None) -> tuple[str, ...] | None:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASK_FIELDS)}")
     return TASK_FIELDS[task]
 
+
 SYSTEM_PROMPT = "You are an expert in facial expressions, voice and emotion."
 
 _FIELD_HINTS = {

@@ -81,8 +81,9 @@ def launch_vllm_server(argv: Sequence[str]) -> None:
     from inference.vllm_media import bound_media_decoding, decode_audio_as_training_does
 
     watch_parent()  # where the parent-death signal does not exist: the same, by polling
-    quiet_default_talker_warnings()  # vLLM builds the Qwen2.5-Omni config here and in EngineCore (its worker
-    # process, spawned by vLLM's executor, still prints them: measured on a real-width folder)
+    # vLLM builds the Qwen2.5-Omni config here and in EngineCore (filtered there too, `supervision`); its worker
+    # process, spawned by vLLM's executor, still prints the lines (measured on a real-width folder).
+    quiet_default_talker_warnings()
     policy = GatePolicy.from_environment()
     settings = MediaSettings(**policy.media)
     decode_audio_as_training_does(settings)

@@ -152,7 +152,7 @@ def memory_estimate(spec: ModelSpec, setup: mm.TrainSetup, config, stage: str, t
     logits = mm.logits_bytes(shape, setup, batch, longest["total"], loss_tokens)
     patches = longest["video"] * shape.merge**2 + longest["image"] * shape.merge**2
     towers = mm.tower_working_bytes(shape.vision, patches * batch, setup.activation_bytes)
-    generation = _generation_bytes(shape, setup, config, longest) if stage == "grpo" else 0.0
+    generation = _generation_bytes(shape, setup, config, longest, patches) if stage == "grpo" else 0.0
     vllm = _vllm_bytes(spec, shape, setup, config) if stage == "grpo" and config.use_vllm else 0.0
     weights, state = mm.weight_bytes(shape, setup), mm.state_bytes(shape, setup)
     used = act[bool(config.gradient_checkpointing)]
@@ -174,13 +174,12 @@ def _config_object(spec: ModelSpec):
     return published_config(spec.name)
 
 
-def _generation_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config, longest: dict) -> float:
+def _generation_bytes(shape: mm.ModelShape, setup: mm.TrainSetup, config, longest: dict, patches: int) -> float:
     """GRPO's rollout phase: HF generate takes one seeded sequence at a time (KV cache, prefill); with beta > 0 the
     reference log-probs are a no-grad forward of the whole micro-batch."""
     prompt, completion = longest["prompt"], config.max_completion_length
     rollout = 0.0
     if not config.use_vllm:
-        patches = (longest["video"] + longest["image"]) * shape.merge**2
         rollout = (mm.kv_cache_bytes(shape, prompt + completion, setup.weight_dtype)
                    + mm.prefill_bytes(shape, prompt, setup.weight_dtype)
                    + mm.encoder_outputs_bytes(shape, patches, mm.BYTES[setup.weight_dtype]))
@@ -196,10 +195,11 @@ def _vllm_bytes(spec: ModelSpec, shape: mm.ModelShape, setup: mm.TrainSetup, con
     """The colocated vLLM engine: its share of the GPU, or on CPU its own weights and KV cache (host memory)."""
     if getattr(config, "use_cpu", False):
         from inference.vllm_engine import kv_cache_gib_needed
+        from training.rollouts import DEFAULT_MAX_MODEL_LEN
 
         kv_gib = config.vllm_kv_cache_gib
         if kv_gib is None:  # what the rollout engine sizes itself (training.rollouts.rollout_source): a rank's batch
-            kv_gib = kv_cache_gib_needed(spec, config.vllm_max_model_length or 4096,
+            kv_gib = kv_cache_gib_needed(spec, config.vllm_max_model_length or DEFAULT_MAX_MODEL_LEN,
                                          config.per_device_train_batch_size, setup.weight_dtype)
         return shape.total_params * mm.BYTES[setup.weight_dtype] + kv_gib * mm.GIB
     gib, _ = device_gib(config)

@@ -28,6 +28,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+DEFAULT_MAX_MODEL_LEN = 4096  # the rollout engine's context when the recipe sets no vllm_max_model_length
+
 logger = logging.getLogger(__name__)
 
 POLICY_ADAPTER = "policy"  # the engine's name for the adapter being trained
@@ -62,7 +64,7 @@ class AdapterBoundEngine:
 class VLLMRollouts:
     """Rollouts through a colocated vLLM engine whose policy adapter is reloaded after each update."""
 
-    def __init__(self, model_name: str, *, dtype: str = "float32", max_model_len: int = 4096,
+    def __init__(self, model_name: str, *, dtype: str = "float32", max_model_len: int = DEFAULT_MAX_MODEL_LEN,
                  max_num_seqs: int = 16, kv_cache_gib: float | None = None,
                  gpu_memory_utilization: float | None = None, seed: int = 0) -> None:
         """Nothing starts until the first rollout.
@@ -134,7 +136,7 @@ def rollout_source(config, model_args):
         logger.info("vLLM rollouts: one engine per rank (%d engines)", config.world_size)
     on_gpu = torch.cuda.is_available() and not config.use_cpu
     return VLLMRollouts(model_args.model_name_or_path, dtype=model_args.dtype,
-                        max_model_len=config.vllm_max_model_length or 4096,
+                        max_model_len=config.vllm_max_model_length or DEFAULT_MAX_MODEL_LEN,
                         max_num_seqs=config.per_device_train_batch_size,
                         kv_cache_gib=config.vllm_kv_cache_gib,
                         gpu_memory_utilization=config.vllm_gpu_memory_utilization if on_gpu else None,
