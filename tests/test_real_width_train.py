@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 from process_helpers import affect_mllm_command
-from real_width_fixtures import BF16, TWO_THREADS, recipe_args
+from real_width_fixtures import BF16, CPU_HAS_BF16, TWO_THREADS, recipe_args
 from safetensors.torch import load_file
 from training_fixtures import run_stage
 
@@ -39,6 +39,7 @@ def _adapter_keys(out) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.skipif(not CPU_HAS_BF16, reason="this CPU has no bf16 kernels: the runs are fp32 (real_width_fixtures)")
 def test_lora_sft_in_fp32_matches_bf16(real_width_omni, synthfacs_448, real_width_sft, tmp_path):
     out = tmp_path / "fp32"
     proc = run_stage("sft", [*recipe_args(real_width_omni, synthfacs_448, out, 2), "--bf16", "false"],
