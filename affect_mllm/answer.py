@@ -139,7 +139,8 @@ def answer_regex(fields: Sequence[str], *, categories: Sequence[str] | None = No
     number = "-?(0\\.[0-9]{2}|1\\.00)"
     values = {"emotion": "(" + "|".join(literal(c) for c in categories) + ")" if categories else word,
               "emotions": f"{word}({literal(LIST_SEPARATOR)}{word}){{0,{more}}}",
-              "aus": f"{au}({literal(LIST_SEPARATOR)}{au}){{0,{more}}}", "valence": number, "arousal": number}
+              "aus": f"({au}({literal(LIST_SEPARATOR)}{au}){{0,{more}}})?",  # empty: no active AU (neutral)
+              "valence": number, "arousal": number}
     unknown = [name for name in fields if name not in values]
     if unknown or not fields:
         raise ValueError(f"answer fields must be some of {FIELD_ORDER}, got {list(fields)}")
@@ -246,15 +247,21 @@ def parse_answer(text: str) -> ParsedAnswer:
 def gives_fields(parsed: ParsedAnswer, fields: Sequence[str] | None = None) -> bool:
     """Whether the answer gives a value for every field in `fields`; None: whether it names an emotion at all.
 
+    An empty `aus:` field is a value: a neutral face has no active AU, and the grammar writes it `aus: ` (an
+    empty emotion list names nothing, so it is not).
+
     Example:
         >>> p = parse_answer("<think>Frown (AU4).</think><answer>emotion: angry</answer>")
         >>> gives_fields(p), gives_fields(p, ("emotion",)), gives_fields(p, ("emotion", "aus"))
         (True, True, False)
+        >>> gives_fields(parse_answer("<think>A still face.</think><answer>emotion: neutral; aus: </answer>"),
+        ...              ("emotion", "aus"))
+        True
     """
     if fields is None:
         return bool(parsed.emotion_words)
     values = asdict(parsed.fields)
-    return all(values[name] not in (None, ()) for name in fields)
+    return all(values[name] is not None and (name == "aus" or values[name] != ()) for name in fields)
 
 
 def answer_to_json(parsed: ParsedAnswer) -> dict:

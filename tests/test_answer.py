@@ -98,6 +98,8 @@ def test_gives_fields_checks_the_task_fields():
     assert gives_fields(both, ("emotion", "aus")) and not gives_fields(both, ("emotions",))
     empty = parse_answer("<think>x</think><answer>emotions: </answer>")
     assert not gives_fields(empty) and not gives_fields(empty, ("emotions",))
+    neutral = parse_answer("<think>A still face.</think><answer>emotion: neutral; aus: </answer>")
+    assert neutral.well_formed.all and neutral.fields.aus == () and gives_fields(neutral, ("emotion", "aus"))
 
 
 def test_cited_aus_ignores_lookalikes():

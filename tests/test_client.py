@@ -104,6 +104,11 @@ def test_guided_grammar_is_the_trained_tag_grammar(task):
     assert not re.fullmatch(regex, target.replace("</think>", ""))
     assert not re.fullmatch(regex, "<think> </think>" + target.partition("</think>")[2])  # empty rationale
     assert not re.fullmatch(tagged_answer_regex(task, max_rationale_chars=10), target)  # bounded rationale
+    if "aus" in TASK_FIELDS[task]:  # a neutral face's SFT target: the AU field with no AU
+        neutral = render_answer(AnswerFields(rationale="A still face.",
+                                             **{name: () if name == "aus" else example[name]
+                                                for name in TASK_FIELDS[task]}))
+        assert re.fullmatch(regex, neutral) and "aus: </answer>" in neutral, neutral
 
 
 @pytest.mark.parametrize(

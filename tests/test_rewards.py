@@ -127,6 +127,7 @@ def test_format_reward(completion, expected):
 @pytest.mark.parametrize(("body", "task", "expected"), [
     ("emotion: angry; aus: AU4, AU7", "au_reasoning", 1.0),
     ("emotion: angry", "au_reasoning", 0.0),  # the AU task's second field dropped: what GRPO learned without it
+    ("emotion: neutral; aus: ", "au_reasoning", 1.0),  # a neutral face: the AU field given, with no AU active
     ("aus: AU4", "au_reasoning", 0.0),
     ("aus: AU4", "au", 1.0),
     ("emotions: happy", "categorical", 0.0),  # the other emotion field
