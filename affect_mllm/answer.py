@@ -5,7 +5,7 @@ Grammar::
     <think>RATIONALE</think><answer>FIELD; FIELD; ...</answer>
     FIELD := "emotion: " WORD                    categorical label
            | "emotions: " WORD (", " WORD)*      open-vocabulary set
-           | "aus: " AU (", " AU)*               AU = "AU" NUMBER [LETTER A-E for intensity]
+           | "aus: " [AU (", " AU)*]             AU = "AU" NUMBER [LETTER A-E for intensity]; empty: no active AU
            | "valence: " NUMBER | "arousal: " NUMBER   in [-1, 1], two decimals
 
 Fields appear in that order, each at most once; the task decides which are present. Examples::
@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 FIELD_ORDER = ("emotion", "emotions", "aus", "valence", "arousal")
+# Fields whose empty list is still an answer: a neutral face has no active AU. An empty emotion list names nothing.
+MAY_BE_EMPTY = frozenset({"aus"})
 FIELD_SEPARATOR = "; "
 LIST_SEPARATOR = ", "
 # AU numbers that can appear as tokens; the tiny tokenizer learns each "AU<n>" as one token.
@@ -247,8 +249,7 @@ def parse_answer(text: str) -> ParsedAnswer:
 def gives_fields(parsed: ParsedAnswer, fields: Sequence[str] | None = None) -> bool:
     """Whether the answer gives a value for every field in `fields`; None: whether it names an emotion at all.
 
-    An empty `aus:` field is a value: a neutral face has no active AU, and the grammar writes it `aus: ` (an
-    empty emotion list names nothing, so it is not).
+    An empty list counts only in the fields of `MAY_BE_EMPTY` (a neutral face's `aus: `).
 
     Example:
         >>> p = parse_answer("<think>Frown (AU4).</think><answer>emotion: angry</answer>")
@@ -261,7 +262,7 @@ def gives_fields(parsed: ParsedAnswer, fields: Sequence[str] | None = None) -> b
     if fields is None:
         return bool(parsed.emotion_words)
     values = asdict(parsed.fields)
-    return all(values[name] is not None and (name == "aus" or values[name] != ()) for name in fields)
+    return all(values[name] is not None and (name in MAY_BE_EMPTY or values[name] != ()) for name in fields)
 
 
 def answer_to_json(parsed: ParsedAnswer) -> dict:
